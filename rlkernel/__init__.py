@@ -1,0 +1,84 @@
+"""rlkernel: a reinforcement-learning library for PyTorch built as a plugin microkernel.
+
+``import rlkernel`` is cheap: it loads neither torch nor any plugin. The heavy parts
+(specs, environments, transforms, buffers, collectors) are imported on first use::
+
+    >>> import rlkernel
+    >>> rlkernel.__version__
+    '0.1.0'
+    >>> env = rlkernel.make_env("testing:counting", max_count=5)   # plugins load here
+    >>> td = env.rollout(3)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rlkernel._version import API_VERSION, __version__
+from rlkernel.errors import (
+    ActionError,
+    EnvError,
+    PluginError,
+    RegistryError,
+    RLKernelError,
+    SpecError,
+    UnknownNameError,
+    WorkerError,
+)
+from rlkernel.hookspecs import hookimpl
+from rlkernel.registries import registry
+
+if TYPE_CHECKING:
+    from rlkernel.envs import EnvBase
+
+# Public names served lazily: attribute -> module that defines it.
+_LAZY = {
+    "specs": "rlkernel.specs",
+    "envs": "rlkernel.envs",
+    "testing": "rlkernel.testing",
+    "EnvBase": "rlkernel.envs",
+    "check_env_specs": "rlkernel.envs",
+    "step_mdp": "rlkernel.envs",
+}
+
+
+def make_env(name: str, *args: Any, **kwargs: Any) -> EnvBase:
+    """Build the environment registered as ``name`` (e.g. ``"gym:CartPole-v1"``).
+
+    Keyword arguments go to the plugin's factory. An unknown name raises
+    :class:`~rlkernel.errors.UnknownNameError` listing the closest registered names.
+    """
+    return registry.envs.make(name, *args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'rlkernel' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "API_VERSION",
+    "ActionError",
+    "EnvError",
+    "PluginError",
+    "RLKernelError",
+    "RegistryError",
+    "SpecError",
+    "UnknownNameError",
+    "WorkerError",
+    "__version__",
+    "hookimpl",
+    "make_env",
+    "registry",
+    *_LAZY,
+]

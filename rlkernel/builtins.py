@@ -1,0 +1,27 @@
+"""The core's own plugin: built-in pieces registered through the public hook.
+
+Like pytest's default plugins, the core's transforms, kernels and test environment are
+registered exactly as a third-party plugin registers its own, by this module's
+``rlkernel_register`` hook.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rlkernel.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from rlkernel.registries import Registry
+
+RLKERNEL_API_VERSION = 1
+
+
+@hookimpl
+def rlkernel_register(registry: Registry) -> None:
+    """Register the core's environments, transforms and kernels (all lazily)."""
+    registry.envs.register(
+        "testing:counting",
+        "rlkernel.testing:CountingEnv",
+        doc="A tiny deterministic environment for tests and plugin authors.",
+    )
