@@ -1,0 +1,1 @@
+"""rlkernel-example: a template plugin for rlkernel."""

@@ -1,0 +1,57 @@
+"""Every workflow of the repository: ``nox -s tests``, ``lint``, ``bench``, ``demo``.
+
+Each session installs the pinned CPU build of torch first (a bare ``torch`` requirement
+would pull a multi-GB CUDA build), then the core and every plugin under ``plugins/``,
+all under ``constraints.txt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+TORCH = "torch==2.13.0"
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
+PLUGINS = sorted(str(p.parent) for p in (ROOT / "plugins").glob("*/pyproject.toml"))
+TEST_DEPS = ("pytest", "hypothesis")
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def install_stack(session: nox.Session, *extra: str) -> None:
+    """torch first, then the core, every plugin and ``extra``, all constrained."""
+    session.install(TORCH)
+    session.install(*CONSTRAINTS, "-e", str(ROOT), *[x for p in PLUGINS for x in ("-e", p)], *extra)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Install everything and run the whole test suite (core and plugins)."""
+    install_stack(session, *TEST_DEPS)
+    session.env.setdefault("MUJOCO_GL", "egl")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the whole repository."""
+    session.install(*CONSTRAINTS, "ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks; results go to stdout and, with ``-- --write``, to docs/benchmarks.md."""
+    install_stack(session)
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: what a new user runs first."""
+    install_stack(session)
+    session.run("rlkernel", "--version")
+    session.run("rlkernel", "plugins")

@@ -1,0 +1,503 @@
+"""``EnvBase``: the environment contract every backend implements.
+
+Public methods validate and orchestrate; a subclass implements only ``_reset``,
+``_step`` and ``_set_seed`` and declares its specs in ``__init__``::
+
+    class Coin(EnvBase):
+        def __init__(self):
+            super().__init__()
+            self.observation_spec = Composite(observation=Unbounded((1,)))
+            self.action_spec = Categorical(2, shape=(1,))
+
+        def _reset(self, tensordict):
+            return TensorDict({"observation": torch.zeros(1)}, [])
+
+        def _step(self, tensordict):
+            action = tensordict["action"]
+            return TensorDict({"observation": action.float(), "reward": action.float(),
+                               "done": torch.ones(1, dtype=torch.bool)}, [])
+
+        def _set_seed(self, seed):
+            torch.manual_seed(seed)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from rlkernel.envs.step import (
+    ACTION,
+    DONE,
+    NEXT,
+    RESET,
+    REWARD,
+    TERMINATED,
+    TRUNCATED,
+    NestedKey,
+    step_mdp,
+)
+from rlkernel.errors import ActionError, EnvError, SpecError
+from rlkernel.specs import Categorical, Composite, TensorSpec, Unbounded
+
+Policy = Callable[[TensorDictBase], TensorDictBase]
+
+
+def _prefix(key: NestedKey) -> tuple[str, ...]:
+    return key[:-1] if isinstance(key, tuple) else ()
+
+
+def _join(prefix: tuple[str, ...], name: str) -> NestedKey:
+    return (*prefix, name) if prefix else name
+
+
+def _key_str(key: NestedKey) -> str:
+    return repr(key) if isinstance(key, str) else repr(tuple(key))
+
+
+class EnvBase:
+    """Base class of every environment.
+
+    Args:
+        device: where the environment's tensors live (default ``"cpu"``).
+        batch_size: the leading dims of every tensor it produces, e.g. ``(8,)`` for 8
+            environments stepped together.
+        check_actions: refuse, with an :class:`~rlkernel.errors.ActionError`, any action
+            that does not fit the action spec. Turn off for speed once a policy is trusted.
+
+    The specs are :class:`~rlkernel.specs.Composite` objects whose shape is ``batch_size``:
+    ``full_observation_spec``, ``full_action_spec``, ``full_reward_spec``,
+    ``full_done_spec`` (``done``, ``terminated`` and ``truncated``) and
+    ``full_state_spec`` (inputs other than the action). ``observation_spec``,
+    ``action_spec``, ``reward_spec`` and ``done_spec`` are the convenient views: the leaf
+    spec when there is a single action or reward, the composite otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: torch.device | str | None = None,
+        batch_size: torch.Size | tuple[int, ...] | list[int] = (),
+        check_actions: bool = True,
+    ) -> None:
+        self.device = torch.device(device if device is not None else "cpu")
+        self.batch_size = torch.Size(batch_size)
+        self.check_actions = check_actions
+        self.is_closed = False
+        shape = self.batch_size
+        self._full_observation_spec = Composite(shape=shape, device=self.device)
+        self._full_state_spec = Composite(shape=shape, device=self.device)
+        self._full_action_spec = Composite(shape=shape, device=self.device)
+        self._full_reward_spec = Composite(
+            reward=Unbounded(shape=(*shape, 1), device=self.device), shape=shape, device=self.device
+        )
+        self._full_done_spec = self.default_done_spec(shape, self.device)
+        self._keys_cache: dict[str, list[NestedKey]] = {}
+
+    # ------------------------------------------------------------------ specs
+    @staticmethod
+    def default_done_spec(shape: torch.Size, device: torch.device | None = None) -> Composite:
+        """``done``, ``terminated`` and ``truncated`` as bool flags of shape ``(*shape, 1)``."""
+        flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=device)
+        return Composite(
+            {DONE: flag, TERMINATED: flag.clone(), TRUNCATED: flag.clone()}, shape=shape, device=device
+        )
+
+    def _checked_composite(self, spec: TensorSpec, what: str, leaf_key: str | None) -> Composite:
+        if not isinstance(spec, Composite):
+            if leaf_key is None:
+                raise SpecError(f"{type(self).__name__}.{what} must be a Composite, got {spec!r}")
+            spec = Composite({leaf_key: spec}, shape=self.batch_size, device=self.device)
+        if spec.shape != self.batch_size:
+            raise SpecError(
+                f"{type(self).__name__}.{what} has batch shape {tuple(spec.shape)} but the "
+                f"environment's batch_size is {tuple(self.batch_size)}"
+            )
+        self._keys_cache.clear()
+        return spec
+
+    @property
+    def full_observation_spec(self) -> Composite:
+        return self._full_observation_spec
+
+    @full_observation_spec.setter
+    def full_observation_spec(self, spec: Composite) -> None:
+        self._full_observation_spec = self._checked_composite(spec, "observation_spec", None)
+
+    observation_spec = full_observation_spec
+
+    @property
+    def full_state_spec(self) -> Composite:
+        return self._full_state_spec
+
+    @full_state_spec.setter
+    def full_state_spec(self, spec: Composite) -> None:
+        self._full_state_spec = self._checked_composite(spec, "state_spec", None)
+
+    state_spec = full_state_spec
+
+    @property
+    def full_action_spec(self) -> Composite:
+        return self._full_action_spec
+
+    @full_action_spec.setter
+    def full_action_spec(self, spec: Composite) -> None:
+        self._full_action_spec = self._checked_composite(spec, "full_action_spec", None)
+
+    @property
+    def action_spec(self) -> TensorSpec:
+        """The action's spec (the leaf when there is one action key)."""
+        return self._single_leaf(self._full_action_spec)
+
+    @action_spec.setter
+    def action_spec(self, spec: TensorSpec) -> None:
+        self._full_action_spec = self._checked_composite(spec, "action_spec", ACTION)
+
+    @property
+    def full_reward_spec(self) -> Composite:
+        return self._full_reward_spec
+
+    @full_reward_spec.setter
+    def full_reward_spec(self, spec: Composite) -> None:
+        self._full_reward_spec = self._checked_composite(spec, "full_reward_spec", None)
+
+    @property
+    def reward_spec(self) -> TensorSpec:
+        """The reward's spec (the leaf when there is one reward key)."""
+        return self._single_leaf(self._full_reward_spec)
+
+    @reward_spec.setter
+    def reward_spec(self, spec: TensorSpec) -> None:
+        self._full_reward_spec = self._checked_composite(spec, "reward_spec", REWARD)
+
+    @property
+    def full_done_spec(self) -> Composite:
+        return self._full_done_spec
+
+    @full_done_spec.setter
+    def full_done_spec(self, spec: Composite) -> None:
+        self._full_done_spec = self._checked_composite(spec, "done_spec", None)
+
+    done_spec = full_done_spec
+
+    @staticmethod
+    def _single_leaf(spec: Composite) -> TensorSpec:
+        leaves = list(spec.keys(include_nested=True, leaves_only=True))
+        return spec[leaves[0]] if len(leaves) == 1 else spec
+
+    def _keys(self, which: str) -> list[NestedKey]:
+        cached = self._keys_cache.get(which)
+        if cached is None:
+            spec = getattr(self, f"_full_{which}_spec")
+            cached = list(spec.keys(include_nested=True, leaves_only=True))
+            self._keys_cache[which] = cached
+        return cached
+
+    @property
+    def action_keys(self) -> list[NestedKey]:
+        return self._keys("action")
+
+    @property
+    def action_key(self) -> NestedKey:
+        """The single action key; an error if the env has several."""
+        keys = self.action_keys
+        if len(keys) != 1:
+            raise EnvError(f"{type(self).__name__} has {len(keys)} action keys {keys}; use action_keys")
+        return keys[0]
+
+    @property
+    def reward_keys(self) -> list[NestedKey]:
+        return self._keys("reward")
+
+    @property
+    def reward_key(self) -> NestedKey:
+        keys = self.reward_keys
+        if len(keys) != 1:
+            raise EnvError(f"{type(self).__name__} has {len(keys)} reward keys {keys}; use reward_keys")
+        return keys[0]
+
+    @property
+    def done_keys(self) -> list[NestedKey]:
+        return self._keys("done")
+
+    @property
+    def observation_keys(self) -> list[NestedKey]:
+        return self._keys("observation")
+
+    @property
+    def state_keys(self) -> list[NestedKey]:
+        return self._keys("state")
+
+    # ------------------------------------------------------------------ the contract
+    def _reset(self, tensordict: TensorDictBase | None) -> TensorDictBase:
+        raise NotImplementedError(f"{type(self).__name__} must implement _reset")
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        raise NotImplementedError(f"{type(self).__name__} must implement _step")
+
+    def _set_seed(self, seed: int | None) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _set_seed")
+
+    # ------------------------------------------------------------------ public API
+    def set_seed(self, seed: int | None) -> int | None:
+        """Seed the environment; returns the seed so calls can be chained."""
+        if seed is not None and not isinstance(seed, int):
+            raise EnvError(f"set_seed expects an int or None, got {type(seed).__name__}")
+        self._set_seed(seed)
+        return seed
+
+    def reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDictBase:
+        """Start new episodes and return the first observations.
+
+        With a ``"_reset"`` boolean entry of shape ``(*batch_size, 1)`` in ``tensordict``,
+        only the selected sub-environments restart; the others keep their entries.
+        """
+        self._assert_open()
+        partial = tensordict.get(RESET, None) if tensordict is not None else None
+        out = self._reset(tensordict, **kwargs) if kwargs else self._reset(tensordict)
+        out = self._complete(out, "_reset")
+        if partial is not None and tensordict is not None and not bool(partial.all()):
+            out = self._merge_partial_reset(tensordict, out, partial)
+        return out
+
+    def _merge_partial_reset(
+        self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
+    ) -> TensorDictBase:
+        merged = after.copy()
+        mask = mask.reshape(*self.batch_size, -1).any(-1) if mask.ndim > len(self.batch_size) else mask
+        for key in after.keys(include_nested=True, leaves_only=True):
+            old = before.get(key, None)
+            if old is None:
+                continue
+            new = after.get(key)
+            m = mask.reshape(*mask.shape, *([1] * (new.ndim - mask.ndim)))
+            merged.set(key, torch.where(m, new, old))
+        return merged
+
+    def step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Apply the action(s) in ``tensordict``; write the outcome under ``"next"``.
+
+        Returns ``tensordict`` itself, with ``"next"`` holding the next observation, the
+        reward and the ``done``/``terminated``/``truncated`` flags.
+        """
+        self._assert_open()
+        if self.check_actions:
+            self.check_action(tensordict)
+        out = self._complete(self._step(tensordict), "_step")
+        tensordict.set(NEXT, out)
+        return tensordict
+
+    def step_and_maybe_reset(
+        self, tensordict: TensorDictBase
+    ) -> tuple[TensorDictBase, TensorDictBase]:
+        """Step, then reset the sub-environments that are done.
+
+        Returns ``(tensordict_with_next, root_of_next_step)``: the second is what the policy
+        reads next; where an episode ended, it holds the reset observation.
+        """
+        tensordict = self.step(tensordict)
+        root = step_mdp(
+            tensordict,
+            reward_keys=self.reward_keys,
+            done_keys=self.done_keys,
+            action_keys=self.action_keys,
+        )
+        done = self._any_done(root)
+        if bool(done.any()):
+            if self.batch_size:
+                root.set(RESET, done.unsqueeze(-1))
+                root = self.reset(root)
+                root.pop(RESET, None)
+            else:
+                kept = root.exclude(*self.observation_keys, *self.done_keys, *self.state_keys)
+                root = self.reset()
+                for key, value in kept.items(include_nested=True, leaves_only=True):
+                    if key not in root.keys(include_nested=True):
+                        root.set(key, value)
+        return tensordict, root
+
+    def _any_done(self, td: TensorDictBase) -> torch.Tensor:
+        """A bool tensor of shape ``batch_size``: which sub-environments are done."""
+        done = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
+        for key in self.done_keys:
+            name = key[-1] if isinstance(key, tuple) else key
+            if name != DONE:
+                continue
+            value = td.get(key)
+            done = done | value.reshape(*self.batch_size, -1).any(-1)
+        return done
+
+    def rollout(
+        self,
+        max_steps: int,
+        policy: Policy | None = None,
+        *,
+        break_when_any_done: bool = True,
+        break_when_all_done: bool = False,
+        auto_reset: bool = True,
+        tensordict: TensorDictBase | None = None,
+        set_truncated: bool = False,
+    ) -> TensorDictBase:
+        """Run ``max_steps`` steps and return them stacked along a time dim.
+
+        The result has batch size ``(*batch_size, T)``. Without a policy the actions are
+        drawn at random from the action spec. ``break_when_any_done`` stops at the first
+        step where any sub-environment is done; otherwise done sub-environments are reset
+        and the rollout goes on. ``set_truncated`` marks the last step as truncated.
+        """
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise EnvError(f"rollout: max_steps must be a positive int, got {max_steps!r}")
+        if auto_reset:
+            td = self.reset(tensordict) if tensordict is not None else self.reset()
+        elif tensordict is None:
+            raise EnvError("rollout: auto_reset=False needs a tensordict to start from")
+        else:
+            td = tensordict
+        steps: list[TensorDictBase] = []
+        for _ in range(max_steps):
+            if policy is None:
+                td.update(self._full_action_spec.rand())
+            else:
+                td = policy(td)
+            if break_when_any_done or break_when_all_done:
+                td = self.step(td)
+                steps.append(td)
+                done = self._any_done(td.get(NEXT))
+                if (break_when_any_done and bool(done.any())) or bool(done.all()):
+                    break
+                td = step_mdp(
+                    td, reward_keys=self.reward_keys, done_keys=self.done_keys, action_keys=self.action_keys
+                )
+            else:
+                td, root = self.step_and_maybe_reset(td)
+                steps.append(td)
+                td = root
+        out = torch.stack(steps, dim=len(self.batch_size))
+        if set_truncated:
+            last = (Ellipsis, -1)
+            for key in self.done_keys:
+                name = key[-1] if isinstance(key, tuple) else key
+                if name in (TRUNCATED, DONE):
+                    out.get((NEXT, *key) if isinstance(key, tuple) else (NEXT, key))[last] = True
+        return out
+
+    # ------------------------------------------------------------------ validation
+    def check_action(self, tensordict: TensorDictBase) -> None:
+        """Raise :class:`~rlkernel.errors.ActionError` unless every action fits its spec."""
+        for key in self.action_keys:
+            value = tensordict.get(key, None)
+            spec = self._full_action_spec[key]
+            if value is None:
+                raise ActionError(
+                    f"{type(self).__name__}.step: the action key {_key_str(key)} is missing; "
+                    f"expected a value of {spec!r} (keys present: "
+                    f"{sorted(map(str, tensordict.keys(include_nested=True, leaves_only=True)))})"
+                )
+            if not isinstance(value, torch.Tensor):
+                raise ActionError(
+                    f"{type(self).__name__}.step: action {_key_str(key)} must be a tensor of {spec!r}, "
+                    f"got {type(value).__name__}"
+                )
+            if value.shape != spec.shape or not spec.is_in(value):
+                reason = spec.why_not_in(value) if value.shape == spec.shape else (
+                    f"its shape is {tuple(value.shape)}, expected {tuple(spec.shape)}"
+                )
+                raise ActionError(
+                    f"{type(self).__name__}.step: action {_key_str(key)} does not fit {spec!r}: {reason}"
+                )
+
+    def _complete(self, out: TensorDictBase, where: str) -> TensorDictBase:
+        """Check the batch size of ``_reset``/``_step`` output and fill missing done flags."""
+        if not isinstance(out, TensorDictBase):
+            raise EnvError(f"{type(self).__name__}.{where} must return a TensorDict, got {type(out).__name__}")
+        if out.batch_size != self.batch_size:
+            raise EnvError(
+                f"{type(self).__name__}.{where} returned batch size {tuple(out.batch_size)}, "
+                f"expected {tuple(self.batch_size)}"
+            )
+        for prefix, names in self._done_groups():
+            keys = {name: _join(prefix, name) for name in names}
+            has = {name for name, key in keys.items() if out.get(key, None) is not None}
+            if len(has) == len(names):
+                continue
+            if where == "_step" and not has:
+                raise EnvError(
+                    f"{type(self).__name__}._step returned no done flag: expected "
+                    f"{', '.join(_key_str(k) for k in keys.values())}"
+                )
+            false = torch.zeros(self._full_done_spec[keys[names[0]]].shape, dtype=torch.bool, device=self.device)
+            if TERMINATED in keys and TERMINATED not in has:
+                out.set(keys[TERMINATED], out.get(keys[DONE]).clone() if DONE in has else false.clone())
+            if TRUNCATED in keys and TRUNCATED not in has:
+                out.set(keys[TRUNCATED], false.clone())
+            if DONE in keys and DONE not in has:
+                done = false.clone()
+                for name in (TERMINATED, TRUNCATED):
+                    if name in keys:
+                        done = done | out.get(keys[name])
+                out.set(keys[DONE], done)
+        return out
+
+    def _done_groups(self) -> list[tuple[tuple[str, ...], list[str]]]:
+        """The done flags grouped by their parent key (one group per agent group)."""
+        cached = self._keys_cache.get("_done_groups")
+        if cached is None:
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for key in self.done_keys:
+                groups.setdefault(_prefix(key), []).append(key[-1] if isinstance(key, tuple) else key)
+            cached = list(groups.items())
+            self._keys_cache["_done_groups"] = cached
+        return cached
+
+    # ------------------------------------------------------------------ helpers
+    def fake_tensordict(self) -> TensorDictBase:
+        """A zero-filled TensorDict with every key a step holds, shaped by the specs."""
+        root = self._full_observation_spec.zero()
+        root.update(self._full_state_spec.zero())
+        root.update(self._full_done_spec.zero())
+        root.update(self._full_action_spec.zero())
+        nxt = self._full_observation_spec.zero()
+        nxt.update(self._full_state_spec.zero())
+        nxt.update(self._full_reward_spec.zero())
+        nxt.update(self._full_done_spec.zero())
+        root.set(NEXT, nxt)
+        return root
+
+    def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """Write random actions from the action spec into ``tensordict`` (or a new one)."""
+        action = self._full_action_spec.rand()
+        if tensordict is None:
+            return action
+        return tensordict.update(action)
+
+    def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """Take one step with a random action."""
+        td = tensordict if tensordict is not None else TensorDict({}, self.batch_size, device=self.device)
+        return self.step(self.rand_action(td))
+
+    @property
+    def numel(self) -> int:
+        return self.batch_size.numel()
+
+    def _assert_open(self) -> None:
+        if self.is_closed:
+            raise EnvError(f"{type(self).__name__} is closed")
+
+    def close(self) -> None:
+        """Release the environment's resources. Calling it twice is harmless."""
+        self.is_closed = True
+
+    def __enter__(self) -> EnvBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(batch_size={tuple(self.batch_size)}, device={self.device}, "
+            f"action_keys={self.action_keys}, observation_keys={self.observation_keys})"
+        )
