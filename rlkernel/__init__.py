@@ -40,6 +40,10 @@ _LAZY = {
     "EnvBase": "rlkernel.envs",
     "check_env_specs": "rlkernel.envs",
     "step_mdp": "rlkernel.envs",
+    "exploration": "rlkernel.exploration",
+    "ExplorationType": "rlkernel.exploration",
+    "set_exploration_type": "rlkernel.exploration",
+    "exploration_type": "rlkernel.exploration",
 }
 
 
