@@ -106,7 +106,7 @@ def register_module(registry: Registry, module: Any, name: str, info: PluginInfo
                 kwargs = {"registry": registry}
                 impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
         info.status = "loaded"
-    except Exception as err:  # noqa: BLE001 - a broken plugin must not break the rest
+    except Exception as err:
         if manager.is_registered(module):
             manager.unregister(module)
         for kind in KINDS:
@@ -147,7 +147,7 @@ def load_all(registry: Registry) -> None:
         info = PluginInfo(name=name, module=module_name, distribution="rlkernel", version=__version__)
         try:
             module = importlib.import_module(module_name)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             registry._plugins.append(info)
             _fail(info, err)
             continue
@@ -169,7 +169,7 @@ def load_all(registry: Registry) -> None:
             continue
         try:
             module = ep.load()
-        except Exception as err:  # noqa: BLE001 - report, skip, keep going
+        except Exception as err:
             _fail(info, err)
             continue
         register_module(registry, module, ep.name, info)

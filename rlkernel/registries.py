@@ -254,7 +254,7 @@ class NamedRegistry:
         for entry in self._patterns.values():
             try:
                 served = entry.served_names()
-            except Exception:  # noqa: BLE001 - suggestions must never mask the real error
+            except Exception:
                 served = None
             candidates.extend(served if served is not None else [entry.name])
         close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)

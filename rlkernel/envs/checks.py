@@ -45,10 +45,8 @@ def _check_against(
         event = value.shape[len(spec.shape) + time_dims :]
         observed = torch.Size((*batch, *event))
         if observed != leaf.shape or value.dtype != leaf.dtype:
-            raise EnvError(
-                f"check_env_specs: {where} {shown!r}: expected {leaf!r}, got {_describe(value)} "
-                f"(with {time_dims} time dim(s) after the batch dims)"
-            )
+            per_step = f"a tensor of shape {tuple(observed)} and dtype {value.dtype}"
+            raise EnvError(f"check_env_specs: {where} {shown!r}: expected {leaf!r}, got {per_step}")
         flat = value.movedim(len(spec.shape), 0) if time_dims else value.unsqueeze(0)
         for t, step_value in enumerate(flat):
             reason = leaf.why_not_in(step_value)
@@ -99,10 +97,10 @@ def check_env_specs(env: EnvBase, *, num_steps: int = 3, seed: int | None = 0) -
         raise EnvError(
             f"check_env_specs: rollout({num_steps}) returned {rollout.batch_size[len(env.batch_size)]} steps"
         )
+    for spec in (env.full_observation_spec, env.full_reward_spec, env.full_done_spec):
+        _check_against(rollout, spec, "rollout", time_dims, prefix=(NEXT,))
     for spec in (*root_specs, env.full_action_spec):
         _check_against(rollout, spec, "rollout", time_dims)
-    for spec in (env.full_observation_spec, env.full_reward_spec, env.full_done_spec):
-        _check_against(rollout, spec, "rollout ('next', ...)", time_dims, prefix=(NEXT,))
     declared |= set(env.full_action_spec.keys(include_nested=True, leaves_only=True))
     _check_no_extra(rollout, declared, "rollout")
     nxt = rollout.get(NEXT)

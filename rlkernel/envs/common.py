@@ -259,20 +259,21 @@ class EnvBase:
         partial = tensordict.get(RESET, None) if tensordict is not None else None
         out = self._reset(tensordict, **kwargs) if kwargs else self._reset(tensordict)
         out = self._complete(out, "_reset")
-        if partial is not None and tensordict is not None and not bool(partial.all()):
+        if partial is not None and tensordict is not None:
             out = self._merge_partial_reset(tensordict, out, partial)
         return out
 
     def _merge_partial_reset(
         self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
     ) -> TensorDictBase:
-        merged = after.copy()
+        merged = before.exclude(RESET, NEXT)
         mask = mask.reshape(*self.batch_size, -1).any(-1) if mask.ndim > len(self.batch_size) else mask
         for key in after.keys(include_nested=True, leaves_only=True):
+            new = after.get(key)
             old = before.get(key, None)
             if old is None:
+                merged.set(key, new)
                 continue
-            new = after.get(key)
             m = mask.reshape(*mask.shape, *([1] * (new.ndim - mask.ndim)))
             merged.set(key, torch.where(m, new, old))
         return merged
@@ -305,19 +306,31 @@ class EnvBase:
             done_keys=self.done_keys,
             action_keys=self.action_keys,
         )
-        done = self._any_done(root)
-        if bool(done.any()):
-            if self.batch_size:
-                root.set(RESET, done.unsqueeze(-1))
-                root = self.reset(root)
-                root.pop(RESET, None)
-            else:
-                kept = root.exclude(*self.observation_keys, *self.done_keys, *self.state_keys)
-                root = self.reset()
-                for key, value in kept.items(include_nested=True, leaves_only=True):
-                    if key not in root.keys(include_nested=True):
-                        root.set(key, value)
-        return tensordict, root
+        return tensordict, self.maybe_reset(root)
+
+    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Reset the sub-environments whose ``done`` flag is set in ``tensordict``.
+
+        ``tensordict`` is the root of the next step (as :func:`step_mdp` makes it); the
+        returned TensorDict holds the reset observations where an episode ended and the
+        given entries elsewhere. Entries no spec declares (a policy's recurrent state) are
+        kept.
+        """
+        done = self._any_done(tensordict)
+        if not bool(done.any()):
+            return tensordict
+        if self.batch_size:
+            tensordict.set(RESET, done.unsqueeze(-1))
+            root = self.reset(tensordict)
+            root.pop(RESET, None)
+            tensordict.pop(RESET, None)
+            return root
+        kept = tensordict.exclude(*self.observation_keys, *self.done_keys, *self.state_keys)
+        root = self.reset()
+        for key, value in kept.items(include_nested=True, leaves_only=True):
+            if key not in root.keys(include_nested=True):
+                root.set(key, value)
+        return root
 
     def _any_done(self, td: TensorDictBase) -> torch.Tensor:
         """A bool tensor of shape ``batch_size``: which sub-environments are done."""
@@ -375,14 +388,30 @@ class EnvBase:
                 td, root = self.step_and_maybe_reset(td)
                 steps.append(td)
                 td = root
-        out = torch.stack(steps, dim=len(self.batch_size))
+        out = self._stack_steps(steps)
         if set_truncated:
-            last = (Ellipsis, -1)
+            last = (*([slice(None)] * len(self.batch_size)), -1)
             for key in self.done_keys:
                 name = key[-1] if isinstance(key, tuple) else key
                 if name in (TRUNCATED, DONE):
                     out.get((NEXT, *key) if isinstance(key, tuple) else (NEXT, key))[last] = True
         return out
+
+    def _stack_steps(self, steps: list[TensorDictBase]) -> TensorDictBase:
+        try:
+            return torch.stack(steps, dim=len(self.batch_size))
+        except RuntimeError as err:
+            first = set(steps[0].keys(include_nested=True, leaves_only=True))
+            for t, step in enumerate(steps[1:], start=1):
+                keys = set(step.keys(include_nested=True, leaves_only=True))
+                if keys != first:
+                    raise EnvError(
+                        f"{type(self).__name__}.rollout: step {t} has keys {sorted(map(str, keys - first))} "
+                        f"that step 0 lacks and lacks {sorted(map(str, first - keys))}; an environment must "
+                        "produce the same keys at every step (declare them in its specs and return them from "
+                        "_reset as well as _step)"
+                    ) from err
+            raise EnvError(f"{type(self).__name__}.rollout: cannot stack the steps: {err}") from err
 
     # ------------------------------------------------------------------ validation
     def check_action(self, tensordict: TensorDictBase) -> None:

@@ -6,6 +6,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 import rlkernel
 from rlkernel.errors import PluginError, RegistryError, UnknownNameError
@@ -159,7 +160,7 @@ def test_process_wide_registry_has_the_core_builtins() -> None:
     core = next(p for p in rlkernel.registry.plugins if p.name == "core")
     assert core.ok and "testing:counting" in core.registered["envs"]
     env = rlkernel.make_env("testing:counting", max_count=2)
-    assert env.rollout(5).batch_size == (2,)
+    assert env.rollout(5, policy=lambda td: td.set("action", torch.ones(1))).batch_size == (2,)
 
 
 def test_named_registry_without_owner_works_standalone() -> None:
