@@ -266,7 +266,7 @@ class EnvBase:
     def _merge_partial_reset(
         self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
     ) -> TensorDictBase:
-        merged = before.exclude(RESET, NEXT)
+        merged = before.exclude(RESET, NEXT).copy()  # nested sub-TensorDicts must not be shared
         mask = mask.reshape(*self.batch_size, -1).any(-1) if mask.ndim > len(self.batch_size) else mask
         for key in after.keys(include_nested=True, leaves_only=True):
             new = after.get(key)
@@ -359,7 +359,9 @@ class EnvBase:
         The result has batch size ``(*batch_size, T)``. Without a policy the actions are
         drawn at random from the action spec. ``break_when_any_done`` stops at the first
         step where any sub-environment is done; otherwise done sub-environments are reset
-        and the rollout goes on. ``set_truncated`` marks the last step as truncated.
+        and the rollout goes on; ``break_when_all_done`` (with ``break_when_any_done=False``)
+        resets sub-environments as they finish and stops once every one of them has ended an
+        episode. ``set_truncated`` marks the last step as truncated.
         """
         if not isinstance(max_steps, int) or max_steps < 1:
             raise EnvError(f"rollout: max_steps must be a positive int, got {max_steps!r}")
@@ -370,16 +372,16 @@ class EnvBase:
         else:
             td = tensordict
         steps: list[TensorDictBase] = []
+        finished = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
         for _ in range(max_steps):
             if policy is None:
                 td.update(self._full_action_spec.rand())
             else:
                 td = policy(td)
-            if break_when_any_done or break_when_all_done:
+            if break_when_any_done:
                 td = self.step(td)
                 steps.append(td)
-                done = self._any_done(td.get(NEXT))
-                if (break_when_any_done and bool(done.any())) or bool(done.all()):
+                if bool(self._any_done(td.get(NEXT)).any()):
                     break
                 td = step_mdp(
                     td, reward_keys=self.reward_keys, done_keys=self.done_keys, action_keys=self.action_keys
@@ -387,6 +389,10 @@ class EnvBase:
             else:
                 td, root = self.step_and_maybe_reset(td)
                 steps.append(td)
+                if break_when_all_done:
+                    finished = finished | self._any_done(td.get(NEXT))
+                    if bool(finished.all()):
+                        break
                 td = root
         out = self._stack_steps(steps)
         if set_truncated:

@@ -77,8 +77,12 @@ def step_mdp(
         root_drop: list[NestedKey] = [NEXT, RESET, *drop]
         if exclude_action:
             root_drop += _as_list(action_keys)
+        copied = False
         for key, value in tensordict.exclude(*root_drop).items(include_nested=True, leaves_only=True):
             if key not in out.keys(include_nested=True):
+                if isinstance(key, tuple) and not copied:
+                    out = out.copy()  # never write into the sub-TensorDicts shared with "next"
+                    copied = True
                 out.set(key, value)
     elif not exclude_action:
         for key in _as_list(action_keys):

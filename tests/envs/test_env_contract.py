@@ -253,3 +253,36 @@ def test_step_mdp_moves_next_to_root_and_keeps_other_entries() -> None:
     assert "action" in step_mdp(td, exclude_action=False, keep_other=False).keys()
     with pytest.raises(EnvError, match="no 'next' entry"):
         step_mdp(td.exclude("next"))
+
+
+def test_break_when_all_done_resets_finished_sub_envs_until_all_finished() -> None:
+    env = CountingEnv(max_count=2, batch_size=(2,))
+    actions = torch.tensor([[1.0], [0.5]])
+    roll = env.rollout(10, lambda td: td.set("action", actions), break_when_any_done=False, break_when_all_done=True)
+    assert roll.batch_size == (2, 4)
+    assert roll["observation"][0].flatten().tolist() == [0, 1, 0, 1]
+    assert roll["next", "done"][1].flatten().tolist() == [False, False, False, True]
+
+
+def test_partial_reset_never_writes_into_stored_steps() -> None:
+    class Nested(CountingEnv):
+        def __init__(self) -> None:
+            super().__init__(max_count=1, batch_size=(2,))
+            self.observation_spec = Composite(
+                sensors=Composite(count=Unbounded(shape=(2, 1)), shape=(2,)), shape=(2,)
+            )
+
+        def _reset(self, tensordict):
+            out = super()._reset(tensordict)
+            return TensorDict({"sensors": {"count": out["observation"]}}, [2])
+
+        def _step(self, tensordict):
+            out = super()._step(tensordict)
+            out["sensors", "count"] = out.pop("observation")
+            return out
+
+    env = Nested()
+    actions = torch.tensor([[1.0], [0.25]])
+    roll = env.rollout(3, lambda td: td.set("action", actions), break_when_any_done=False)
+    assert roll["next", "sensors", "count"][0].flatten().tolist() == [1, 1, 1]
+    assert roll["next", "sensors", "count"][1].flatten().tolist() == [0.25, 0.5, 0.75]
