@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent
 TORCH = "torch==2.13.0"
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PLUGINS = sorted(str(p.parent) for p in (ROOT / "plugins").glob("*/pyproject.toml"))
-TEST_DEPS = ("pytest", "hypothesis")
+TEST_DEPS = ("pytest", "hypothesis", "minari[create,hdf5]>=0.5,<0.6", "h5py", "pillow")
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True

@@ -20,10 +20,16 @@ RLKERNEL_API_VERSION = 1
 
 @rlkernel.hookimpl
 def rlkernel_register(registry: Registry) -> None:
-    """Register every gymnasium environment as ``gym:<id>`` (lazily)."""
+    """Register every gymnasium environment as ``gym:<id>`` and local Minari datasets (lazily)."""
     registry.envs.register(
         "gym:*",
         "rlkernel_gym.envs:GymEnv",
         names="rlkernel_gym.registry_names:registered_env_names",
         doc="Any environment of gymnasium's registry: gym:<id>, e.g. gym:CartPole-v1.",
+    )
+    registry.datasets.register(
+        "minari:*",
+        "rlkernel_gym.datasets:MinariDataset",
+        names="rlkernel_gym.datasets:local_dataset_names",
+        doc="Minari datasets in the local folder ($MINARI_DATASETS_PATH or ~/.minari/datasets): minari:<dataset_id>.",
     )
