@@ -32,6 +32,7 @@ def tests(session: nox.Session) -> None:
     """Install everything and run the whole test suite (core and plugins)."""
     install_stack(session, *TEST_DEPS)
     session.env.setdefault("MUJOCO_GL", "egl")
+    session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("pytest", *(session.posargs or ["-q"]))
 
 

@@ -26,6 +26,15 @@ RLKERNEL_API_VERSION = 1
 def rlkernel_register(registry: Registry) -> None:
     """Register the losses (and, later, the recipes) of rlkernel-algos, lazily."""
     # ---- losses (rlkernel_algos.objectives) ---------------------------------------------
-    # The objectives' registrations go here, one per loss, e.g.
-    #   registry.losses.register("ppo", "rlkernel_algos.objectives:ClipPPOLoss")
+    registry.losses.register("ppo", "rlkernel_algos.objectives:ClipPPOLoss")
+    registry.losses.register("clip_ppo", "rlkernel_algos.objectives:ClipPPOLoss")
+    registry.losses.register("kl_ppo", "rlkernel_algos.objectives:KLPENPPOLoss")
+    registry.losses.register("a2c", "rlkernel_algos.objectives:A2CLoss")
+    registry.losses.register("reinforce", "rlkernel_algos.objectives:ReinforceLoss")
+    registry.losses.register("dqn", "rlkernel_algos.objectives:DQNLoss")
+    registry.losses.register("distributional_dqn", "rlkernel_algos.objectives:DistributionalDQNLoss")
+    registry.losses.register("ddpg", "rlkernel_algos.objectives:DDPGLoss")
+    registry.losses.register("td3", "rlkernel_algos.objectives:TD3Loss")
+    registry.losses.register("sac", "rlkernel_algos.objectives:SACLoss")
+    registry.losses.register("discrete_sac", "rlkernel_algos.objectives:DiscreteSACLoss")
     # ---- end of losses ------------------------------------------------------------------
