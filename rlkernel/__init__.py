@@ -41,6 +41,8 @@ _LAZY = {
     "check_env_specs": "rlkernel.envs",
     "step_mdp": "rlkernel.envs",
     "exploration": "rlkernel.exploration",
+    "transforms": "rlkernel.transforms",
+    "TransformedEnv": "rlkernel.transforms",
     "ExplorationType": "rlkernel.exploration",
     "set_exploration_type": "rlkernel.exploration",
     "exploration_type": "rlkernel.exploration",

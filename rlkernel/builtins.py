@@ -25,3 +25,7 @@ def rlkernel_register(registry: Registry) -> None:
         "rlkernel.testing:CountingEnv",
         doc="A tiny deterministic environment for tests and plugin authors.",
     )
+    from rlkernel.transforms import TRANSFORM_NAMES  # a tuple of names: imports no torch
+
+    for name in TRANSFORM_NAMES:
+        registry.transforms.register(name, f"rlkernel.transforms:{name}")
