@@ -42,6 +42,7 @@ _LAZY = {
     "step_mdp": "rlkernel.envs",
     "exploration": "rlkernel.exploration",
     "transforms": "rlkernel.transforms",
+    "data": "rlkernel.data",
     "TransformedEnv": "rlkernel.transforms",
     "ExplorationType": "rlkernel.exploration",
     "set_exploration_type": "rlkernel.exploration",
