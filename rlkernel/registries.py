@@ -89,13 +89,23 @@ class Entry:
         found = self._regex.match(name)
         return found.groups() if found else None
 
-    def served_names(self) -> list[str] | None:
-        """The concrete names a pattern serves, when the plugin told how to list them."""
+    def _provider_names(self) -> list[str] | None:
         if self.names is None:
             return None
         provider = resolve_target(self.names, plugin=self.plugin)
-        listed = provider() if callable(provider) else provider
-        return [n for n in listed if self.match(n) is not None]
+        return list(provider() if callable(provider) else provider)
+
+    def served_names(self) -> list[str] | None:
+        """The concrete names a pattern serves, when the plugin told how to list them."""
+        listed = self._provider_names()
+        return None if listed is None else [n for n in listed if self.match(n) is not None]
+
+    def serves(self, name: str) -> bool:
+        """Whether this pattern serves ``name`` (a membership test, without listing)."""
+        if self.match(name) is None:
+            return False
+        listed = self._provider_names()
+        return listed is None or name in listed
 
 
 class NamedRegistry:
@@ -196,10 +206,7 @@ class NamedRegistry:
         for pattern in sorted(self._patterns, key=len, reverse=True):
             entry = self._patterns[pattern]
             parts = entry.match(name)
-            if parts is None:
-                continue
-            served = entry.served_names()
-            if served is not None and name not in served:
+            if parts is None or not entry.serves(name):
                 continue
             return entry, parts
         raise self._unknown(name)
@@ -301,10 +308,15 @@ class Registry:
         return getattr(self, kind)
 
     def load_plugins(self) -> None:
-        """Discover and register the built-in and installed plugins, once."""
-        if self._loaded or self._loading or not self._discover:
+        """Discover and register the built-in and installed plugins, once.
+
+        Thread-safe: other threads wait until discovery has finished; the discovering
+        thread itself (a plugin reading the registry while it registers) sees the registry
+        as it is so far.
+        """
+        if self._loaded or not self._discover:
             return
-        with self._load_lock:
+        with self._load_lock:  # re-entrant: the discovering thread passes, others wait
             if self._loaded or self._loading:
                 return
             self._loading = True
@@ -314,7 +326,7 @@ class Registry:
                 load_all(self)
             finally:
                 self._loading = False
-                self._loaded = True
+                self._loaded = True  # load_all isolates plugin failures; never run it twice
 
     def register_plugin(self, plugin: Any, name: str | None = None) -> PluginInfo:
         """Register an in-process plugin (a module or object with hook implementations)."""

@@ -79,7 +79,6 @@ def check_env_specs(env: EnvBase, *, num_steps: int = 3, seed: int | None = 0) -
     >>> check_env_specs(CountingEnv(max_count=5))
     """
     if seed is not None:
-        torch.manual_seed(seed)
         env.set_seed(seed)
     reset = env.reset()
     root_specs = [env.full_observation_spec, env.full_done_spec, env.full_state_spec]

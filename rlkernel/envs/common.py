@@ -23,6 +23,7 @@ Public methods validate and orchestrate; a subclass implements only ``_reset``,
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,8 @@ class EnvBase:
         )
         self._full_done_spec = self.default_done_spec(shape, self.device)
         self._keys_cache: dict[str, list[NestedKey]] = {}
+        #: Draws the random actions of ``rand_action``/``rollout``; seeded by ``set_seed``.
+        self.generator: torch.Generator | None = None
 
     # ------------------------------------------------------------------ specs
     @staticmethod
@@ -243,10 +246,21 @@ class EnvBase:
 
     # ------------------------------------------------------------------ public API
     def set_seed(self, seed: int | None) -> int | None:
-        """Seed the environment; returns the seed so calls can be chained."""
-        if seed is not None and not isinstance(seed, int):
-            raise EnvError(f"set_seed expects an int or None, got {type(seed).__name__}")
+        """Seed the environment and its random actions; returns the seed so calls chain.
+
+        After ``env.set_seed(s)``, random rollouts (``rollout`` without a policy,
+        ``rand_action``) are reproducible: they draw from the env's own generator, never
+        from torch's global one.
+        """
+        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+            raise EnvError(f"set_seed expects an int or None, got {type(seed).__name__} {seed!r}")
+        seed = None if seed is None else int(seed)
         self._set_seed(seed)
+        if seed is None:
+            self.generator = None
+        else:
+            self.generator = torch.Generator(device=self.device)
+            self.generator.manual_seed(seed)
         return seed
 
     def reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDictBase:
@@ -257,11 +271,26 @@ class EnvBase:
         """
         self._assert_open()
         partial = tensordict.get(RESET, None) if tensordict is not None else None
+        if partial is not None:
+            self._check_reset_mask(partial)
         out = self._reset(tensordict, **kwargs) if kwargs else self._reset(tensordict)
         out = self._complete(out, "_reset")
         if partial is not None and tensordict is not None:
             out = self._merge_partial_reset(tensordict, out, partial)
         return out
+
+    def _check_reset_mask(self, mask: object) -> None:
+        allowed = (tuple(self.batch_size), (*self.batch_size, 1))
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) not in allowed:
+            got = (
+                f"a tensor of shape {tuple(mask.shape)} and dtype {mask.dtype}"
+                if isinstance(mask, torch.Tensor)
+                else f"a {type(mask).__name__}"
+            )
+            raise EnvError(
+                f"{type(self).__name__}.reset: the '_reset' mask must be a bool tensor of shape "
+                f"{allowed[1]} (or {allowed[0]}), got {got}"
+            )
 
     def _merge_partial_reset(
         self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
@@ -375,7 +404,7 @@ class EnvBase:
         finished = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
         for _ in range(max_steps):
             if policy is None:
-                td.update(self._full_action_spec.rand())
+                td.update(self._full_action_spec.rand(generator=self.generator))
             else:
                 td = policy(td)
             if break_when_any_done:
@@ -396,12 +425,20 @@ class EnvBase:
                 td = root
         out = self._stack_steps(steps)
         if set_truncated:
-            last = (*([slice(None)] * len(self.batch_size)), -1)
-            for key in self.done_keys:
-                name = key[-1] if isinstance(key, tuple) else key
-                if name in (TRUNCATED, DONE):
-                    out.get((NEXT, *key) if isinstance(key, tuple) else (NEXT, key))[last] = True
+            self._mark_truncated(out)
         return out
+
+    def _mark_truncated(self, out: TensorDictBase) -> None:
+        """Mark the last step of a rollout truncated where it did not terminate."""
+        last = (*([slice(None)] * len(self.batch_size)), -1)
+        for prefix, names in self._done_groups():
+            if TRUNCATED not in names:
+                continue
+            group = out.get((NEXT, *prefix)) if prefix else out.get(NEXT)
+            terminated = group.get(TERMINATED)[last] if TERMINATED in names else False
+            group.get(TRUNCATED)[last] |= ~terminated
+            if DONE in names:
+                group.get(DONE)[last] = True
 
     def _stack_steps(self, steps: list[TensorDictBase]) -> TensorDictBase:
         try:
@@ -503,7 +540,7 @@ class EnvBase:
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Write random actions from the action spec into ``tensordict`` (or a new one)."""
-        action = self._full_action_spec.rand()
+        action = self._full_action_spec.rand(generator=self.generator)
         if tensordict is None:
             return action
         return tensordict.update(action)

@@ -286,3 +286,43 @@ def test_partial_reset_never_writes_into_stored_steps() -> None:
     roll = env.rollout(3, lambda td: td.set("action", actions), break_when_any_done=False)
     assert roll["next", "sensors", "count"][0].flatten().tolist() == [1, 1, 1]
     assert roll["next", "sensors", "count"][1].flatten().tolist() == [0.25, 0.5, 0.75]
+
+
+def test_set_seed_makes_random_rollouts_reproducible_whatever_the_global_rng() -> None:
+    env = CountingEnv(max_count=1000)
+    env.set_seed(3)
+    torch.manual_seed(1)
+    first = env.rollout(5)["action"]
+    env.set_seed(3)
+    torch.manual_seed(2)
+    assert torch.equal(env.rollout(5)["action"], first)
+
+
+def test_set_seed_accepts_integral_numbers_only() -> None:
+    import numpy as np
+
+    assert CountingEnv().set_seed(np.int64(4)) == 4
+    with pytest.raises(EnvError, match="int or None, got bool"):
+        CountingEnv().set_seed(True)
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [torch.tensor([[1], [0]]), torch.tensor([[True, False]]), [[True], [False]]],
+)
+def test_a_malformed_reset_mask_is_named(mask) -> None:
+    env = CountingEnv(batch_size=(2,))
+    td = env.reset()
+    td.set_non_tensor("_reset", mask) if isinstance(mask, list) else None
+    if isinstance(mask, torch.Tensor):
+        td = TensorDict({"observation": td["observation"]}, [2])
+        td._tensordict["_reset"] = mask  # bypass the batch-size check, as a raw dict would
+    with pytest.raises(EnvError, match="'_reset' mask must be a bool tensor of shape \\(2, 1\\)"):
+        env.reset(td)
+
+
+def test_set_truncated_leaves_terminated_steps_alone() -> None:
+    env = CountingEnv(max_count=2)
+    roll = env.rollout(5, lambda td: td.set("action", ones()), set_truncated=True)
+    assert roll["next", "terminated"].flatten().tolist() == [False, True]
+    assert roll["next", "truncated"].flatten().tolist() == [False, False]

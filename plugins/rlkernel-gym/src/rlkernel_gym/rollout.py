@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from tensordict import TensorDict, TensorDictBase
+
 from rlkernel.envs.common import Policy
 from rlkernel.envs.step import DONE, NEXT, REWARD, TERMINATED, TRUNCATED
 from rlkernel.errors import EnvError
-from tensordict import TensorDict, TensorDictBase
-
 from rlkernel_gym.spaces import Key, nest
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def fast_rollout(
         length, root_flat = _with_policy(env, rec, first, policy)
     if set_truncated:
         last = (slice(None),) * nb + (length - 1,)
-        rec.truncated[last] = True
+        rec.truncated[last] = np.logical_or(rec.truncated[last], ~rec.terminated[last])
     done = np.logical_or(rec.terminated, rec.truncated)
     next_flat: dict[Key, Any] = {}
     for leaf, buf in zip(rec.layout.leaves, rec.next_obs):
@@ -189,7 +189,7 @@ def fast_rollout(
 def _random_actions(env: GymWrapper, rec: _Recorder, first: TensorDictBase) -> tuple[int, dict[Key, Any]]:
     steps, nb = rec.steps, len(env.batch_size)
     layout = env._action_layout
-    drawn = [leaf.spec.rand((steps,)) for leaf in layout.leaves]  # (T, *batch, *event) each
+    drawn = [leaf.spec.rand((steps,), generator=env.generator) for leaf in layout.leaves]  # (T, *batch, *event) each
     gym_actions = []
     for leaf, value in zip(layout.leaves, drawn):
         arr = value.cpu().numpy()
