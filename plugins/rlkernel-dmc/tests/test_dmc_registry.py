@@ -11,6 +11,7 @@ import textwrap
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede importing dm_control
 
 import pytest
+
 import rlkernel
 from rlkernel.errors import UnknownNameError
 

@@ -25,10 +25,10 @@ minari = pytest.importorskip("minari")
 pytest.importorskip("h5py")
 pytest.importorskip("jax")  # Minari's DataCollector needs it ("minari[create]")
 
-import rlkernel  # noqa: E402
 import rlkernel_gym_testenvs  # noqa: E402,F401  (the test envs' module must be importable by id)
-from rlkernel.data import LazyMemmapStorage, LazyTensorStorage, SliceSampler  # noqa: E402
 
+import rlkernel  # noqa: E402
+from rlkernel.data import LazyMemmapStorage, LazyTensorStorage, SliceSampler  # noqa: E402
 from rlkernel_gym import GymEnv  # noqa: E402
 from rlkernel_gym.datasets import DatasetError, MinariDataset, list_local_datasets, minari_dataset  # noqa: E402
 

@@ -22,7 +22,6 @@ pytest.importorskip("jax")  # Minari's DataCollector needs it ("minari[create]")
 
 import rlkernel  # noqa: E402
 from rlkernel.errors import RLKernelError  # noqa: E402
-
 from rlkernel_gym.datasets import (  # noqa: E402
     DatasetError,
     DatasetFormatError,

@@ -13,6 +13,7 @@ import textwrap
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import pytest
+
 import rlkernel
 from rlkernel.errors import UnknownNameError
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import rlkernel_gym_testenvs as testenvs
 import torch
-from rlkernel.envs import EnvBase
-from rlkernel.errors import EnvError
 from tensordict import TensorDict, TensorDictBase
 
+from rlkernel.envs import EnvBase
+from rlkernel.errors import EnvError
 from rlkernel_gym import GymEnv
 
 CASES = [

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from rlkernel.errors import SpecError
-from rlkernel.specs import Binary, Bounded, Categorical, Composite, MultiCategorical, Unbounded
 from tensordict import TensorDict
 
+from rlkernel.errors import SpecError
+from rlkernel.specs import Binary, Bounded, Categorical, Composite, MultiCategorical, Unbounded
 from rlkernel_gym.spaces import Layout, space_to_spec
 
 

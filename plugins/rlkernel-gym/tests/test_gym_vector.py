@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
-from rlkernel.envs import EnvBase
-from rlkernel.errors import EnvError
 from tensordict import TensorDict
 
+from rlkernel.envs import EnvBase
+from rlkernel.errors import EnvError
 from rlkernel_gym import GymEnv, GymWrapper
 
 N = 4

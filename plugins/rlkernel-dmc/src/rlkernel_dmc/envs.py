@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 from dm_control import suite
+from tensordict import TensorDict, TensorDictBase
+
 from rlkernel.envs import EnvBase
 from rlkernel.envs.step import ACTION, DONE, REWARD, TERMINATED, TRUNCATED
 from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import Bounded, Composite, TensorSpec, Unbounded
-from tensordict import TensorDict, TensorDictBase
 
 PIXELS = "pixels"
 OBSERVATION = "observation"

@@ -36,13 +36,13 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
+from tensordict import TensorDict, TensorDictBase
+
 from rlkernel.envs import EnvBase
 from rlkernel.envs.common import Policy
 from rlkernel.envs.step import DONE, RESET, REWARD, TERMINATED, TRUNCATED
 from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import TensorSpec
-from tensordict import TensorDict, TensorDictBase
-
 from rlkernel_gym.info import InfoReader, infer_info_specs
 from rlkernel_gym.pixels import PixelObservation
 from rlkernel_gym.spaces import Layout, nest

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
 from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import TensorSpec, Unbounded
-
 from rlkernel_gym.spaces import numpy_dtype, torch_dtype
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import gymnasium
 import numpy as np
+
 from rlkernel.errors import EnvError
 
 PIXELS = "pixels"

@@ -31,6 +31,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
+from tensordict import TensorDictBase
+
 from rlkernel.errors import ActionError, EnvError, SpecError
 from rlkernel.specs import (
     Binary,
@@ -41,7 +43,6 @@ from rlkernel.specs import (
     TensorSpec,
     Unbounded,
 )
-from tensordict import TensorDictBase
 
 GymPath = tuple[Any, ...]
 Key = tuple[str, ...]

@@ -17,8 +17,8 @@ from typing import Any
 
 import gymnasium
 import numpy as np
-from rlkernel.specs import Composite
 
+from rlkernel.specs import Composite
 from rlkernel_gym.datasets.errors import DatasetFormatError
 from rlkernel_gym.spaces import Layout
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
 from rlkernel.data import LazyMemmapStorage, LazyTensorStorage, TensorDictReplayBuffer
 from rlkernel.data.samplers import Sampler
 from rlkernel.data.storages import Storage
-
 from rlkernel_gym.datasets.cache import cache_folder, completed_rows, mark_complete
 from rlkernel_gym.datasets.columns import EPISODE_KEY
 from rlkernel_gym.datasets.errors import DatasetError
