@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from rlkernel._version import API_VERSION, __version__
@@ -27,6 +26,7 @@ from rlkernel.errors import (
     WorkerError,
 )
 from rlkernel.hookspecs import hookimpl
+from rlkernel.lazy import lazy_exports
 from rlkernel.registries import registry
 
 if TYPE_CHECKING:
@@ -59,18 +59,7 @@ def make_env(name: str, *args: Any, **kwargs: Any) -> EnvBase:
     return registry.envs.make(name, *args, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'rlkernel' has no attribute {name!r}")
-    module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -18,8 +18,7 @@ torch.Size([32, 4])
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlkernel.lazy import lazy_exports
 
 # Public name -> module defining it.
 _LAZY = {
@@ -51,17 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlkernel.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = sorted(_LAZY)

@@ -15,8 +15,9 @@ Every name is imported on first use, so ``import rlkernel.transforms`` stays che
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rlkernel.lazy import lazy_exports
 
 # Public name -> module defining it (relative to this package).
 _EXPORTS = {
@@ -81,17 +82,9 @@ if TYPE_CHECKING:
     from rlkernel.transforms.vecnorm import VecNorm
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlkernel.transforms' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, _ = lazy_exports(
+    __name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()}, globals()
+)
 
 
 __all__ = [

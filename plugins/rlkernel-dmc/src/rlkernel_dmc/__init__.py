@@ -14,25 +14,14 @@ Rendering (``from_pixels=True``) on a machine without a display needs ``MUJOCO_G
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlkernel.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _LAZY = {"DMControlEnv": "rlkernel_dmc.envs", "DMControlWrapper": "rlkernel_dmc.envs"}
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'rlkernel_dmc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = ["DMControlEnv", "DMControlWrapper", "__version__"]

@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlkernel.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,17 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'rlkernel_gym' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = ["GymEnv", "GymWrapper", "__version__", "space_to_spec"]

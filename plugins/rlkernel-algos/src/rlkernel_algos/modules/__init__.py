@@ -10,8 +10,9 @@ Sub-modules are imported on first use of one of their names.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rlkernel.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tensordict.nn import (
@@ -62,17 +63,7 @@ _WHERE = {
 _LAZY = {name: module for module, names in _WHERE.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -14,8 +14,7 @@ datasets are looked for.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlkernel.lazy import lazy_exports
 
 _LAZY = {
     "MinariDataset": "rlkernel_gym.datasets.minari_dataset",
@@ -31,17 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rlkernel_gym.datasets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = sorted(_LAZY)
