@@ -38,6 +38,8 @@ _LAZY = {
     "envs": "rlkernel.envs",
     "testing": "rlkernel.testing",
     "EnvBase": "rlkernel.envs",
+    "SerialEnv": "rlkernel.envs",
+    "ParallelEnv": "rlkernel.envs",
     "check_env_specs": "rlkernel.envs",
     "step_mdp": "rlkernel.envs",
     "exploration": "rlkernel.exploration",

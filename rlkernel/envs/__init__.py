@@ -1,5 +1,7 @@
-"""Environments: the step contract (:class:`EnvBase`), ``step_mdp`` and ``check_env_specs``."""
+"""Environments: the step contract (:class:`EnvBase`), ``step_mdp``, ``check_env_specs`` and
+the batched containers :class:`SerialEnv` and :class:`ParallelEnv`."""
 
+from rlkernel.envs.batched import ParallelEnv, SerialEnv
 from rlkernel.envs.checks import check_env_specs
 from rlkernel.envs.common import EnvBase
 from rlkernel.envs.step import (
@@ -24,6 +26,8 @@ __all__ = [
     "TERMINATED",
     "TRUNCATED",
     "EnvBase",
+    "ParallelEnv",
+    "SerialEnv",
     "check_env_specs",
     "step_mdp",
 ]
