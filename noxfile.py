@@ -43,10 +43,25 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
 
 
+REFERENCE = ROOT / ".nox" / "reference"
+REFERENCE_PACKAGES = ("torchrl==0.14.1", "tensordict==0.14.3", "gymnasium[classic-control]==1.4.0", "stable-baselines3")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks; results go to stdout and, with ``-- --write``, to docs/benchmarks.md."""
+    """Benchmarks against the references, in one run; ``-- --write`` stores docs/benchmarks.json.
+
+    TorchRL 0.14 and Stable-Baselines3 live in their own virtualenv (``.nox/reference``), so
+    their pins never touch ours; the benchmarks call it in subprocesses, alternating rounds.
+    """
     install_stack(session)
+    python = REFERENCE / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(REFERENCE), external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", TORCH, external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", *REFERENCE_PACKAGES, external=True)
+    session.env["RLKERNEL_TORCHRL_PYTHON"] = str(python)
+    session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

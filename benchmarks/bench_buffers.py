@@ -38,9 +38,11 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
+from benchmarks.reference import torchrl_python
+
 #: TorchRL 0.14 on this machine (fill, sample: transitions/s; prioritized: it/s).
 REFERENCE = {"fill": 3.9e6, "sample": 1.4e6, "prioritized": 960.0}
-DEFAULT_TORCHRL_PYTHON = "/work/venv-torchrl/bin/python"
+DEFAULT_TORCHRL_PYTHON = torchrl_python()
 TORCHRL_SCRIPT = Path(__file__).with_name("torchrl_buffers.py")
 
 

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TORCHRL_PYTHON = "/work/venv-torchrl/bin/python"
+from benchmarks.reference import torchrl_python
+
+TORCHRL_PYTHON = torchrl_python()
 TORCHRL_QUOTED_MS = 87.0
 GAMMA, LMBDA = 0.99, 0.95
 

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import textwrap
 
+from benchmarks.reference import torchrl_python
+
 COMMON = """
 import json, sys, time
 import torch
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmark runs")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--torchrl-python", default="/work/venv-torchrl/bin/python")
+    parser.add_argument("--torchrl-python", default=torchrl_python())
     parser.add_argument("--skip-torchrl", action="store_true", help="measure the rlkernel side only")
     args = parser.parse_args(argv)
     steps, rounds = (200, 1) if args.quick else (args.steps, args.rounds)
