@@ -45,6 +45,7 @@ _LAZY = {
     "exploration": "rlkernel.exploration",
     "transforms": "rlkernel.transforms",
     "data": "rlkernel.data",
+    "collectors": "rlkernel.collectors",
     "TransformedEnv": "rlkernel.transforms",
     "ExplorationType": "rlkernel.exploration",
     "set_exploration_type": "rlkernel.exploration",

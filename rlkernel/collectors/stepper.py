@@ -1,0 +1,279 @@
+"""The hot loop of a collector: policy, step, write, move on, reset what is done.
+
+:class:`Stepper` keeps one root TensorDict alive between steps (what the policy reads) and
+writes each step into a :class:`~rlkernel.collectors.buffer.RolloutBuffer`. Per step it
+does no ``step_mdp`` and builds no TensorDict of its own:
+
+* the environment's output is read once (key paths fixed at the first step) and that one
+  list of tensors serves the buffer write, the done check and the move to the next step
+  (the next observation and done flags are rebound into the root);
+* ``env._step`` is called directly when the environment does not override ``step``
+  (``EnvBase.step`` would check the action and complete the done flags every step: the
+  action is checked at the first policy step of each batch, the flags are completed only
+  when the output lacks one);
+* root leaves equal to the previous step's ``"next"`` leaves (observation, done flags)
+  are not copied at every step: they are written after a reset and otherwise filled from
+  ``"next"`` in one copy per leaf at the end of the batch. This is on only when nothing
+  else writes them: random actions or a plain ``TensorDictModule`` policy whose out-keys
+  do not include them, and an environment that does not override ``step``;
+* only when a sub-environment is done does it call ``env.maybe_reset``.
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from rlkernel.collectors.access import as_path, gather, put, put_many
+from rlkernel.collectors.buffer import NEXT_PART, PARTIAL_AND_NEXT, ROOT, ROOT_PARTIAL, RolloutBuffer
+from rlkernel.collectors.errors import CollectorError
+from rlkernel.collectors.policy import PolicyCaller
+from rlkernel.collectors.trajectories import TRAJ_IDS_KEY, TrajectoryIds
+from rlkernel.envs.common import EnvBase
+from rlkernel.envs.step import DONE, NEXT, TRUNCATED, NestedKey
+
+__all__ = ["Stepper"]
+
+_TRAJ_PATH = as_path(TRAJ_IDS_KEY)
+
+
+def _leaf_name(key: NestedKey) -> str:
+    return key[-1] if isinstance(key, tuple) else key
+
+
+class Stepper:
+    """Steps ``env`` with ``policy`` and records ``steps`` steps per :meth:`collect`.
+
+    Args:
+        env: the environment.
+        policy: the policy caller (``policy.policy is None``: random actions).
+        steps: time steps per batch.
+        storing_device: where the batch buffer lives.
+        max_frames_per_traj: truncate episodes after this many steps (``None``: never).
+        shared: allocate the batch buffer in shared memory.
+        owner: the collector's name, for error messages.
+    """
+
+    def __init__(
+        self,
+        env: EnvBase,
+        policy: PolicyCaller,
+        *,
+        steps: int,
+        storing_device: torch.device,
+        max_frames_per_traj: int | None,
+        shared: bool = False,
+        owner: str,
+    ) -> None:
+        self.env = env
+        self.policy = policy
+        self.steps = steps
+        self.storing_device = storing_device
+        self.max_frames_per_traj = max_frames_per_traj
+        self.shared = shared
+        self.owner = owner
+        self.batch_size = env.batch_size
+        self.traj = TrajectoryIds(env.batch_size, device=env.device)
+        self.buffer: RolloutBuffer | None = None
+        self._direct_step = type(env).step is EnvBase.step
+        self._done_keys = [k for k in env.done_keys if _leaf_name(k) == DONE]
+        self._trunc_keys = [k for k in env.done_keys if _leaf_name(k) in (DONE, TRUNCATED)]
+        self._step_count = torch.zeros(env.batch_size, dtype=torch.int64, device=env.device)
+        self.root: TensorDictBase = self._fresh_root(renew=False)
+        probe = policy.discover(self.root, env.action_keys, owner=owner)
+        self._policy_zeros = [(as_path(k), torch.zeros_like(probe.get(k))) for k in policy.written_keys]
+        self._done_paths = [as_path(k) for k in self._done_keys]
+        self._all_done_paths = [as_path(k) for k in env.done_keys]
+        self._root_paths: list[tuple[str, ...]] = []
+        self._next_paths: list[tuple[str, ...]] = []
+        self._carry: list[tuple[tuple[str, ...], int]] = []
+        self._done_index: list[int] = []
+        self._all_done_index: list[int] = []
+
+    def set_traj_layout(self, offset: int, stride: int) -> None:
+        """Make ids ``local * stride + offset`` (one id space per worker); renews the ids."""
+        self.traj.offset, self.traj.stride = offset, stride
+        self.traj.next_local = 0
+        self.traj.renew_all()
+
+    def _fresh_root(self, *, renew: bool) -> TensorDictBase:
+        root = self.env.reset()
+        if renew:
+            self.traj.renew_all()
+        self._step_count.zero_()
+        root.set(TRAJ_IDS_KEY, self.traj.ids)
+        return root
+
+    def reset(self) -> None:
+        """Reset every sub-environment; each starts a new trajectory."""
+        self.root = self._fresh_root(renew=True)
+
+    # ------------------------------------------------------------------ the loop
+    def collect(self, random_steps: int = 0) -> TensorDictBase:
+        """Run ``steps`` steps (the first ``random_steps`` with random actions) into the buffer."""
+        first_policy_step = random_steps if random_steps < self.steps else -1
+        written = [False] * self.steps
+        self._write_all = True  # the first step of a batch writes every root leaf
+        for t in range(self.steps):
+            written[t] = self._write_all
+            self._step(t, t < random_steps, t == first_policy_step)
+        assert self.buffer is not None
+        self.buffer.fill_shifted(written)
+        return self.buffer.data
+
+    def _step(self, t: int, random: bool, check: bool) -> None:
+        env = self.env
+        root = self.root
+        if random or self.policy.policy is None:
+            for path, zero in self._policy_zeros:
+                put(root, path, zero)
+            env.rand_action(root)
+        else:
+            self.policy(root)
+        buffer = self.buffer
+        nxt: list | None = None
+        full = self._write_all
+        if self._direct_step:
+            # A full root holds the env's own output tensors (observation, flags): record it
+            # before the env steps, in case the env reuses them. A partial one holds only
+            # what the policy and the collector wrote: it goes with "next", in one copy.
+            if buffer is not None and full:
+                self._write(buffer, t, gather(root, self._root_paths), ROOT)
+            elif buffer is None:
+                first_root = root.clone()
+            if check and env.check_actions:
+                env.check_action(root)
+            out, nxt = self._complete(env._step(root))
+        else:
+            root = env.step(root)
+            out = root.get(NEXT)
+            first_root = root.exclude(NEXT)
+            if buffer is not None:
+                self._write_root(buffer, t, root)
+        if self.max_frames_per_traj is not None:
+            self._truncate(out)
+            nxt = None
+        if buffer is None:
+            buffer = self._allocate(first_root, out)
+            self._write_root(buffer, t, first_root)
+        if nxt is None:
+            nxt = gather(out, self._next_paths)
+        if full or not self._direct_step:
+            self._write(buffer, t, nxt, NEXT_PART)
+        else:
+            self._write(buffer, t, gather(root, self._partial_root_paths) + nxt, PARTIAL_AND_NEXT)
+        self._write_all = not self._shift
+        put_many(root, self._carry, nxt)
+        flags = [nxt[index] for index in self._done_index]
+        if self._single_flag:  # one sub-environment, one flag: no mask to build
+            if bool(flags[0]):
+                self.root = self._reset_done(env.maybe_reset(root), None)
+                return
+        else:
+            for flag in flags:
+                if bool(flag.any()):  # type: ignore[union-attr]
+                    self.root = self._reset_done(env.maybe_reset(root), self._done_mask(flags))
+                    return
+        self.root = root
+
+    def _write_root(self, buffer: RolloutBuffer, t: int, root: TensorDictBase) -> None:
+        if self._write_all:
+            self._write(buffer, t, gather(root, self._root_paths), ROOT)
+        else:
+            self._write(buffer, t, gather(root, self._partial_root_paths), ROOT_PARTIAL)
+
+    def _write(self, buffer: RolloutBuffer, t: int, values: list, part: str) -> None:
+        try:
+            buffer.write(t, values, part)
+        except (TypeError, RuntimeError):
+            if any(value is None for value in values):
+                raise self._missing(values, part) from None
+            raise
+
+    def _complete(self, out: TensorDictBase) -> tuple[TensorDictBase, list | None]:
+        """``env._complete(out)`` unless ``out`` already holds every done flag.
+
+        Returns ``out`` and, once the buffer exists, its values at the buffer's next-keys
+        (gathered once, reused for the write, the carry and the done check).
+        """
+        if self.buffer is not None and type(out) is TensorDict and out.batch_size == self.batch_size:
+            nxt = gather(out, self._next_paths)
+            for index in self._all_done_index:
+                if nxt[index] is None:
+                    break
+            else:
+                return out, nxt
+        return self.env._complete(out, "_step"), None
+
+    def _done_mask(self, flags: list) -> torch.Tensor:
+        batch = self.batch_size
+        done = flags[0].reshape(*batch, -1).any(-1)
+        for flag in flags[1:]:
+            done = done | flag.reshape(*batch, -1).any(-1)
+        return done
+
+    def _reset_done(self, root: TensorDictBase, done: torch.Tensor | None) -> TensorDictBase:
+        """After ``maybe_reset``: new trajectory ids (and step counts) where ``done``."""
+        self._write_all = True  # the reset root is not the previous "next": write it whole
+        if done is None:
+            self.traj.renew_all()
+            self._step_count.zero_()
+        else:
+            self.traj.renew(done)
+            if self.max_frames_per_traj is not None:
+                self._step_count[done] = 0
+        put(root, _TRAJ_PATH, self.traj.ids)
+        return root
+
+    def _missing(self, values: list, part: str) -> CollectorError:
+        nexts = [(NEXT, *path) for path in self._next_paths]
+        keys = {
+            ROOT: self._root_paths,
+            ROOT_PARTIAL: self._partial_root_paths,
+            PARTIAL_AND_NEXT: [*self._partial_root_paths, *nexts],
+        }.get(part, nexts)
+        missing = [key for key, value in zip(keys, values) if value is None]
+        return CollectorError(
+            f"{self.owner}: the step is missing {missing}, present in the first step of the batch; "
+            "the environment and the policy must write the same keys at every step"
+        )
+
+    def _truncate(self, out: TensorDictBase) -> None:
+        count = self._step_count
+        count += 1
+        cut = count >= self.max_frames_per_traj
+        if not bool(cut.any()):
+            return
+        for key in self._trunc_keys:
+            value = out.get(key)
+            out.set(key, value | cut.reshape(*cut.shape, *([1] * (value.ndim - cut.ndim))))
+
+    def _allocate(self, root: TensorDictBase, out: TensorDictBase) -> RolloutBuffer:
+        """Make the buffer from the first step; fix the keys every later step must have."""
+        if not self._done_keys:
+            raise CollectorError(f"{self.owner}: the environment declares no 'done' key ({self.env.done_keys})")
+        template = root.exclude(NEXT)
+        template.set(NEXT, out)
+        buffer = RolloutBuffer(
+            template, self.steps, len(self.batch_size), device=self.storing_device, shared=self.shared
+        )
+        rewards = {as_path(key) for key in self.env.reward_keys}
+        self._root_paths = root_paths = [as_path(key) for key in buffer.root_keys]
+        self._next_paths = next_paths = [as_path(key) for key in buffer.next_keys]
+        self._carry = [(path, i) for i, path in enumerate(next_paths) if path not in rewards]
+        self._done_index = [next_paths.index(path) for path in self._done_paths]
+        self._all_done_index = [next_paths.index(path) for path in self._all_done_paths]
+        flags = [out.get(path) for path in self._done_paths]
+        self._single_flag = len(flags) == 1 and flags[0].numel() == 1
+        # Root leaves that are the previous step's "next" leaves (observation, done flags):
+        # written only after a reset, otherwise filled from "next" at the end of the batch.
+        # Only when nothing but the collector writes them: the policy's outputs are known
+        # (fast path, or random actions) and ``env.step`` is EnvBase's.
+        policy_paths = self.policy.output_paths()
+        if self._direct_step and policy_paths is not None:
+            carried = {path: i for path, i in self._carry if path not in policy_paths}
+            buffer.set_shifted([(r, carried[path]) for r, path in enumerate(root_paths) if path in carried])
+        self._shift = bool(buffer._shifted)
+        self._partial_root_paths = [root_paths[i] for i in buffer.partial_root_indices]
+        self.buffer = buffer
+        return buffer

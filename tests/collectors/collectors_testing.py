@@ -1,0 +1,132 @@
+"""Helpers shared by the collector tests (importable by worker processes and torchrun ranks)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from rlkernel.collectors import TRAJ_IDS_KEY
+
+
+class CategoricalSample(nn.Module):
+    """Logits -> sampled category (``torch.multinomial``), for one or two dims."""
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+
+
+class Greedy(nn.Module):
+    """Logits -> their argmax (deterministic)."""
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(-1)
+
+
+class AlwaysZero(nn.Module):
+    """Observation -> action 0, whatever the observation."""
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(observation.shape[:-1], dtype=torch.int64)
+
+
+def mlp(obs_dim: int = 4, n_actions: int = 2) -> nn.Sequential:
+    """The 4-64-64-2 tanh MLP (logits)."""
+    return nn.Sequential(
+        nn.Linear(obs_dim, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, n_actions)
+    )
+
+
+def sampling_policy(seed: int = 0) -> TensorDictModule:
+    """A TensorDictModule observation -> (logits, action) sampling from the MLP's logits."""
+    torch.manual_seed(seed)
+    return TensorDictModule(nn.Sequential(mlp(), CategoricalSample()), ["observation"], ["action"])
+
+
+def greedy_policy(seed: int = 0) -> TensorDictModule:
+    """A deterministic TensorDictModule: the MLP's argmax."""
+    torch.manual_seed(seed)
+    return TensorDictModule(nn.Sequential(mlp(), Greedy()), ["observation"], ["action"])
+
+
+def zero_policy() -> TensorDictModule:
+    """A deterministic policy that always takes action 0."""
+    return TensorDictModule(AlwaysZero(), ["observation"], ["action"])
+
+
+def cartpole(num_envs: int | None = None):
+    """``rlkernel_gym.GymEnv("CartPole-v1", num_envs=...)``."""
+    from rlkernel_gym import GymEnv
+
+    return GymEnv("CartPole-v1", num_envs=num_envs)
+
+
+class CrashingCartPole:
+    """A factory of CartPole envs whose ``_step`` raises after ``after`` steps (in one worker)."""
+
+    def __init__(self, after: int, crash: bool = True, num_envs: int | None = None) -> None:
+        self.after, self.crash, self.num_envs = after, crash, num_envs
+
+    def __call__(self):
+        env = cartpole(self.num_envs)
+        if not self.crash:
+            return env
+        original, count = env._step, [0]
+
+        def step(td):
+            count[0] += 1
+            if count[0] > self.after:
+                raise ValueError(f"boom after {self.after} steps")
+            return original(td)
+
+        env._step = step
+        return env
+
+
+def failing_factory():
+    """An env factory that raises (a start-up failure)."""
+    raise RuntimeError("cannot build this environment")
+
+
+def check_trajectories(batch: TensorDictBase) -> None:
+    """Check trajectory ids against the done flags along the time dim (the last one).
+
+    Within each sub-environment's row: the id changes exactly after a step whose
+    ``("next", "done")`` is set; ``observation[t + 1] == ("next", "observation")[t]``
+    inside an episode; an id never comes back once it changed.
+    """
+    rows = batch.reshape(-1, batch.shape[-1])
+    ids = rows.get(TRAJ_IDS_KEY)
+    done = rows.get(("next", "done")).reshape(ids.shape)
+    obs, next_obs = rows.get("observation"), rows.get(("next", "observation"))
+    seen: set[int] = set()
+    for r in range(ids.shape[0]):
+        for t in range(1, ids.shape[1]):
+            changed = bool(ids[r, t] != ids[r, t - 1])
+            assert changed == bool(done[r, t - 1]), (r, t, ids[r], done[r])
+            if not changed:
+                assert torch.equal(obs[r, t], next_obs[r, t - 1]), (r, t)
+        row_ids = list(dict.fromkeys(ids[r].tolist()))
+        assert not seen.intersection(row_ids), "a trajectory id appears in two sub-environments"
+        seen.update(row_ids)
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float) -> Iterator[None]:
+    """Fail (instead of hanging) if the block runs longer than ``seconds`` (main thread only)."""
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"hang guard: the block did not finish within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
