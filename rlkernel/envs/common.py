@@ -96,7 +96,7 @@ class EnvBase:
             reward=Unbounded(shape=(*shape, 1), device=self.device), shape=shape, device=self.device
         )
         self._full_done_spec = self.default_done_spec(shape, self.device)
-        self._keys_cache: dict[str, list[NestedKey]] = {}
+        self._keys_cache: dict[str, Any] = {}  # key lists and lookups derived from the specs
         #: Draws the random actions of ``rand_action``/``rollout``; seeded by ``set_seed``.
         self.generator: torch.Generator | None = None
 
@@ -313,11 +313,11 @@ class EnvBase:
         Returns ``tensordict`` itself, with ``"next"`` holding the next observation, the
         reward and the ``done``/``terminated``/``truncated`` flags.
         """
-        self._assert_open()
+        if self.is_closed:
+            self._assert_open()
         if self.check_actions:
             self.check_action(tensordict)
-        out = self._complete(self._step(tensordict), "_step")
-        tensordict.set(NEXT, out)
+        tensordict.set(NEXT, self._complete(self._step(tensordict), "_step"))
         return tensordict
 
     def step_and_maybe_reset(
@@ -329,13 +329,71 @@ class EnvBase:
         reads next; where an episode ended, it holds the reset observation.
         """
         tensordict = self.step(tensordict)
-        root = step_mdp(
-            tensordict,
-            reward_keys=self.reward_keys,
-            done_keys=self.done_keys,
-            action_keys=self.action_keys,
+        return tensordict, self.maybe_reset(self._step_mdp(tensordict))
+
+    def _step_mdp(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """``step_mdp`` with this env's reward, done and action keys.
+
+        In the common case (plain ``TensorDict`` objects, rewards at the root, no nested or
+        non-tensor entries at the root) the same TensorDict is built in one go from the
+        entry dicts: ``"next"``'s entries but the rewards, then the root's other tensors that
+        ``"next"`` lacks. As ``TensorDict.exclude`` does, it is built with
+        ``TensorDict._new_unsafe`` (its entries come from a TensorDict: nothing to check).
+        """
+        drop, rewards = self._mdp_names()
+        if rewards is not None and type(tensordict) is TensorDict:
+            entries = tensordict._tensordict  # the plain dict of a TensorDict's entries
+            nxt = entries.get(NEXT)
+            if type(nxt) is TensorDict:
+                source = dict(nxt._tensordict)
+                for name in rewards:
+                    source.pop(name, None)
+                extras = None
+                for key, value in entries.items():
+                    if key in drop:
+                        continue
+                    if type(value) is not torch.Tensor:  # nested or non-tensor entries: the general path
+                        break
+                    if key not in source:
+                        extras = [] if extras is None else extras
+                        extras.append((key, value))
+                else:
+                    out = TensorDict._new_unsafe(
+                        source,
+                        batch_size=nxt.batch_size,
+                        device=nxt.device,
+                        names=nxt.names if nxt._has_names() else None,
+                        nested=False,
+                    )
+                    for key, value in extras or ():
+                        out.set(key, value)  # checked: they come from another TensorDict level
+                    return out
+        return step_mdp(
+            tensordict, reward_keys=self.reward_keys, done_keys=self.done_keys, action_keys=self.action_keys
         )
-        return tensordict, self.maybe_reset(root)
+
+    def _mdp_names(self) -> tuple[frozenset[str], frozenset[str] | None]:
+        """For ``_step_mdp``: the root names not carried over (``next``, ``_reset``, the
+        root-level reward and action keys) and the reward names (``None`` when a reward key
+        is nested: then the general ``step_mdp`` runs)."""
+        cached = self._keys_cache.get("_mdp_names")
+        if cached is None:
+            rewards: set[str] | None = set()
+            for key in self.reward_keys:
+                name = key if isinstance(key, str) else key[0] if len(key) == 1 else None
+                if name is None or rewards is None:
+                    rewards = None
+                else:
+                    rewards.add(name)
+            drop = {NEXT, RESET}
+            for key in (*self.reward_keys, *self.action_keys):
+                if isinstance(key, str):
+                    drop.add(key)
+                elif len(key) == 1:
+                    drop.add(key[0])
+            cached = (frozenset(drop), None if rewards is None else frozenset(rewards))
+            self._keys_cache["_mdp_names"] = cached
+        return cached
 
     def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Reset the sub-environments whose ``done`` flag is set in ``tensordict``.
@@ -345,15 +403,29 @@ class EnvBase:
         given entries elsewhere. Entries no spec declares (a policy's recurrent state) are
         kept.
         """
-        done = self._any_done(tensordict)
-        if not bool(done.any()):
-            return tensordict
-        if self.batch_size:
-            tensordict.set(RESET, done.unsqueeze(-1))
-            root = self.reset(tensordict)
-            root.pop(RESET, None)
-            tensordict.pop(RESET, None)
-            return root
+        if not self.batch_size and type(self)._any_done is EnvBase._any_done:  # one env: no mask to build
+            entries = tensordict._tensordict if type(tensordict) is TensorDict else {}  # its plain dict
+            for key in self._done_flag_keys():
+                value = entries.get(key) if type(key) is str else None
+                if value is None:
+                    value = tensordict.get(key)
+                if bool(value) if value.numel() == 1 else bool(value.any()):
+                    break
+            else:
+                return tensordict
+        else:
+            done = self._any_done(tensordict)
+            if not bool(done.any()):
+                return tensordict
+            if self.batch_size:
+                tensordict.set(RESET, done.unsqueeze(-1))
+                root = self.reset(tensordict)
+                root.pop(RESET, None)
+                tensordict.pop(RESET, None)
+                return root
+        spec_names = self._spec_root_names()
+        if all(key in spec_names for key in tensordict.keys()):  # nothing to carry over (the usual case)
+            return self.reset()
         kept = tensordict.exclude(*self.observation_keys, *self.done_keys, *self.state_keys)
         root = self.reset()
         for key, value in kept.items(include_nested=True, leaves_only=True):
@@ -361,16 +433,30 @@ class EnvBase:
                 root.set(key, value)
         return root
 
+    def _spec_root_names(self) -> frozenset[str]:
+        """Names of the observation, done and state keys that sit at the root (not nested)."""
+        cached = self._keys_cache.get("_spec_root_names")
+        if cached is None:
+            keys = (*self.observation_keys, *self.done_keys, *self.state_keys)
+            cached = frozenset(k if isinstance(k, str) else k[0] for k in keys if isinstance(k, str) or len(k) == 1)
+            self._keys_cache["_spec_root_names"] = cached
+        return cached
+
     def _any_done(self, td: TensorDictBase) -> torch.Tensor:
         """A bool tensor of shape ``batch_size``: which sub-environments are done."""
         done = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
-        for key in self.done_keys:
-            name = key[-1] if isinstance(key, tuple) else key
-            if name != DONE:
-                continue
+        for key in self._done_flag_keys():
             value = td.get(key)
             done = done | value.reshape(*self.batch_size, -1).any(-1)
         return done
+
+    def _done_flag_keys(self) -> list[NestedKey]:
+        """The done keys named ``done`` (one per group): those that say an episode ended."""
+        cached = self._keys_cache.get("_done_flags")
+        if cached is None:
+            cached = [key for key in self.done_keys if (key[-1] if isinstance(key, tuple) else key) == DONE]
+            self._keys_cache["_done_flags"] = cached
+        return cached
 
     def rollout(
         self,
@@ -412,9 +498,7 @@ class EnvBase:
                 steps.append(td)
                 if bool(self._any_done(td.get(NEXT)).any()):
                     break
-                td = step_mdp(
-                    td, reward_keys=self.reward_keys, done_keys=self.done_keys, action_keys=self.action_keys
-                )
+                td = self._step_mdp(td)
             else:
                 td, root = self.step_and_maybe_reset(td)
                 steps.append(td)
@@ -490,28 +574,44 @@ class EnvBase:
                 f"{type(self).__name__}.{where} returned batch size {tuple(out.batch_size)}, "
                 f"expected {tuple(self.batch_size)}"
             )
-        for prefix, names in self._done_groups():
-            keys = {name: _join(prefix, name) for name in names}
-            has = {name for name, key in keys.items() if out.get(key, None) is not None}
-            if len(has) == len(names):
+        for group in self._done_group_keys():
+            for key in group:
+                if out.get(key, None) is None:
+                    break
+            else:  # every flag of the group is there (the usual case)
                 continue
-            if where == "_step" and not has:
-                raise EnvError(
-                    f"{type(self).__name__}._step returned no done flag: expected "
-                    f"{', '.join(_key_str(k) for k in keys.values())}"
-                )
-            false = torch.zeros(self._full_done_spec[keys[names[0]]].shape, dtype=torch.bool, device=self.device)
-            if TERMINATED in keys and TERMINATED not in has:
-                out.set(keys[TERMINATED], out.get(keys[DONE]).clone() if DONE in has else false.clone())
-            if TRUNCATED in keys and TRUNCATED not in has:
-                out.set(keys[TRUNCATED], false.clone())
-            if DONE in keys and DONE not in has:
-                done = false.clone()
-                for name in (TERMINATED, TRUNCATED):
-                    if name in keys:
-                        done = done | out.get(keys[name])
-                out.set(keys[DONE], done)
+            self._fill_done_flags(out, group, where)
         return out
+
+    def _done_group_keys(self) -> list[tuple[NestedKey, ...]]:
+        """The full keys of each group's done flags."""
+        cached = self._keys_cache.get("_done_group_keys")
+        if cached is None:
+            cached = [tuple(_join(prefix, name) for name in names) for prefix, names in self._done_groups()]
+            self._keys_cache["_done_group_keys"] = cached
+        return cached
+
+    def _fill_done_flags(self, out: TensorDictBase, group: tuple[NestedKey, ...], where: str) -> None:
+        """Add the done flags of ``group`` that ``out`` lacks (from those it has)."""
+        names = [key[-1] if isinstance(key, tuple) else key for key in group]
+        keys = dict(zip(names, group))
+        has = {name for name, key in keys.items() if out.get(key, None) is not None}
+        if where == "_step" and not has:
+            raise EnvError(
+                f"{type(self).__name__}._step returned no done flag: expected "
+                f"{', '.join(_key_str(k) for k in keys.values())}"
+            )
+        false = torch.zeros(self._full_done_spec[keys[names[0]]].shape, dtype=torch.bool, device=self.device)
+        if TERMINATED in keys and TERMINATED not in has:
+            out.set(keys[TERMINATED], out.get(keys[DONE]).clone() if DONE in has else false.clone())
+        if TRUNCATED in keys and TRUNCATED not in has:
+            out.set(keys[TRUNCATED], false.clone())
+        if DONE in keys and DONE not in has:
+            done = false.clone()
+            for name in (TERMINATED, TRUNCATED):
+                if name in keys:
+                    done = done | out.get(keys[name])
+            out.set(keys[DONE], done)
 
     def _done_groups(self) -> list[tuple[tuple[str, ...], list[str]]]:
         """The done flags grouped by their parent key (one group per agent group)."""

@@ -24,6 +24,14 @@ use the ``NEXT_STEP`` or ``DISABLED`` autoreset mode (both work with masked rese
 **Seeding.** ``set_seed(seed)`` seeds the action space and the next full reset:
 ``env.reset(seed=seed)`` (sub-env ``i`` of a vector env gets ``seed + i``, as in gymnasium);
 later resets continue each env's random stream, so equally seeded envs replay identically.
+
+**Per-step cost.** ``step``/``reset`` (the path of ``ParallelEnv`` workers and collectors) do
+little besides gymnasium's own call: each output tensor is made once from gymnasium's arrays
+(fresh memory every step: returned TensorDicts may be kept and stacked), the TensorDict is
+built without the constructor's per-entry checks (shapes are known by construction), the
+outputs already hold every done flag (``_complete`` has nothing to do) and actions are
+first tried with :class:`~rlkernel_gym.spaces.QuickActionCheck`. ``benchmarks/bench_gym_step.py``
+measures it against plain gymnasium.
 """
 
 from __future__ import annotations
@@ -45,9 +53,10 @@ from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import TensorSpec
 from rlkernel_gym.info import InfoReader, infer_info_specs
 from rlkernel_gym.pixels import PixelObservation
-from rlkernel_gym.spaces import Layout, nest
+from rlkernel_gym.spaces import Layout, QuickActionCheck
 
 VECTORIZATION_MODES = ("sync", "async")
+_TRUE, _FALSE = np.ones(1, dtype=bool), np.zeros(1, dtype=bool)  # copied, never handed out
 InfoKeys = Mapping[str, TensorSpec] | Iterable[str] | None
 
 
@@ -123,6 +132,16 @@ class GymWrapper(EnvBase):
         self._next_seed: int | None = None
         # Sub-envs whose episode ended (or that never started): they must be reset before a step.
         self._needs_reset = np.ones(batch or (1,), dtype=bool)
+        # Per-step shortcuts (see _as_tensordict, _complete and check_action).
+        self._trusted_outputs = self.device.type == "cpu"
+        self._flat_outputs = all(len(key) == 1 for key in self._obs_layout.keys)  # no nested entries
+        self._has_info = bool(self._info)
+        self._flags_shape = (*batch, 1)
+        # The TensorDict _step/_reset built last (unless a subclass changes them, it holds
+        # every done flag: _complete, called right after, has nothing to check or fill).
+        self._complete_output: TensorDictBase | None = None
+        self._own_outputs = type(self)._step is GymWrapper._step and type(self)._reset is GymWrapper._reset
+        self._action_checks: QuickActionCheck | None = None
 
     # ------------------------------------------------------------------ construction helpers
     def _info_specs(self, info_keys: InfoKeys) -> dict[str, TensorSpec]:
@@ -166,32 +185,68 @@ class GymWrapper(EnvBase):
             if rows.all() or not self.is_vector:
                 rows = None
         obs, info = self._gym_reset(rows)
-        return self._as_tensordict(self._observation_tensors(obs, info, "reset"))
+        source = self._obs_layout.source(obs, {})
+        if self._has_info:
+            self._add_info(source, info, "reset")
+        # the done flags EnvBase would add (all False), in the order it adds them
+        shape = self._flags_shape  # (numpy makes small arrays faster than torch.zeros)
+        source[TERMINATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
+        source[TRUNCATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
+        source[DONE] = torch.from_numpy(np.zeros(shape, dtype=bool))
+        return self._as_tensordict(source)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if self._needs_reset.any():
-            raise self._not_reset_error()
-        action = self._action_layout.to_gym(tensordict)
-        obs, reward, terminated, truncated, info = self.gym_env.step(action)
-        flat = self._observation_tensors(obs, info, "step")
         if self.is_vector:
-            term = np.asarray(terminated, dtype=bool).reshape(-1, 1)
-            trunc = np.asarray(truncated, dtype=bool).reshape(-1, 1)
-            done = term | trunc
-            self._needs_reset[:] = done[:, 0]
-            flat[(REWARD,)] = torch.from_numpy(np.asarray(reward, dtype=np.float32).reshape(-1, 1))
-            flat[(TERMINATED,)] = torch.from_numpy(term.copy())
-            flat[(TRUNCATED,)] = torch.from_numpy(trunc.copy())
-            flat[(DONE,)] = torch.from_numpy(done)
-        else:
-            term, trunc = bool(terminated), bool(truncated)
-            self._needs_reset[0] = term or trunc
-            # numpy builds these small tensors several times faster than torch.tensor([...])
-            flat[(REWARD,)] = torch.from_numpy(np.array([reward], dtype=np.float32))
-            flat[(TERMINATED,)] = torch.from_numpy(np.array([term]))
-            flat[(TRUNCATED,)] = torch.from_numpy(np.array([trunc]))
-            flat[(DONE,)] = torch.from_numpy(np.array([term or trunc]))
-        return self._as_tensordict(flat)
+            return self._step_vector(tensordict)
+        if self._needs_reset[0]:
+            raise self._not_reset_error()
+        obs, reward, terminated, truncated, info = self.gym_env.step(self._action_layout.to_gym(tensordict))
+        source = self._obs_layout.source(obs, {})
+        if self._has_info:
+            self._add_info(source, info, "step")
+        term, trunc = bool(terminated), bool(truncated)
+        done = term or trunc
+        self._needs_reset[0] = done
+        # numpy builds these small tensors several times faster than torch.tensor([...]);
+        # copying a ready-made flag array is faster still than np.array([flag])
+        source[REWARD] = torch.from_numpy(np.array([reward], dtype=np.float32))
+        source[TERMINATED] = torch.from_numpy((_TRUE if term else _FALSE).copy())
+        source[TRUNCATED] = torch.from_numpy((_TRUE if trunc else _FALSE).copy())
+        source[DONE] = torch.from_numpy((_TRUE if done else _FALSE).copy())
+        return self._as_tensordict(source)
+
+    def _step_vector(self, tensordict: TensorDictBase) -> TensorDictBase:
+        needs_reset = self._needs_reset
+        if needs_reset.any():
+            raise self._not_reset_error()
+        obs, reward, terminated, truncated, info = self.gym_env.step(self._action_layout.to_gym(tensordict))
+        source = self._obs_layout.source(obs, {})
+        if self._has_info:
+            self._add_info(source, info, "step")
+        shape = self._flags_shape  # (reshaping to it checks gymnasium's sizes)
+        term = np.asarray(terminated, dtype=bool).reshape(shape)
+        trunc = np.asarray(truncated, dtype=bool).reshape(shape)
+        done = term | trunc
+        needs_reset[:] = done[:, 0]
+        source[REWARD] = torch.from_numpy(np.asarray(reward, dtype=np.float32).reshape(shape))
+        source[TERMINATED] = torch.from_numpy(term.copy())
+        source[TRUNCATED] = torch.from_numpy(trunc.copy())
+        source[DONE] = torch.from_numpy(done)
+        return self._as_tensordict(source)
+
+    def check_action(self, tensordict: TensorDictBase) -> None:
+        """:meth:`EnvBase.check_action`, with a quick test per action first.
+
+        Each action leaf that is a CPU tensor of its spec's dtype and shape is first tried
+        with :func:`~rlkernel_gym.spaces.quick_check` (one ``item()`` for a ``Discrete``
+        action); anything it does not accept goes through :meth:`EnvBase.check_action`,
+        which decides and says what is wrong. Same answers, a fraction of the time.
+        """
+        checks = self._action_checks
+        if checks is None or checks.full is not self._full_action_spec:
+            checks = self._action_checks = QuickActionCheck(self._full_action_spec, self.action_keys)
+        if not checks.accepts(tensordict):
+            super().check_action(tensordict)
 
     def _not_reset_error(self) -> EnvError:
         if not self.is_vector:
@@ -204,15 +259,35 @@ class GymWrapper(EnvBase):
             "and were not reset; use step_and_maybe_reset, or reset with a '_reset' mask, before stepping again"
         )
 
-    def _observation_tensors(self, obs: Any, info: Mapping[str, Any], where: str) -> dict[tuple[str, ...], Any]:
-        flat = self._obs_layout.tensors(obs)
-        if self._info:
-            for name, arr in zip(self._info.names, self._info.arrays(info, where)):
-                flat[(name,)] = torch.from_numpy(arr)
-        return flat
+    def _add_info(self, source: dict[str, Any], info: Mapping[str, Any], where: str) -> None:
+        """Put the chosen ``info`` entries into the TensorDict ``source``."""
+        for name, arr in zip(self._info.names, self._info.arrays(info, where)):
+            source[name] = torch.from_numpy(arr)
 
-    def _as_tensordict(self, flat: Mapping[tuple[str, ...], Any]) -> TensorDictBase:
-        return TensorDict(nest(flat), batch_size=self.batch_size, device=self.device)
+    def _as_tensordict(self, source: dict[str, Any]) -> TensorDictBase:
+        """A TensorDict of the env's batch size and device from a nested ``source``.
+
+        Every tensor was made by this wrapper from gymnasium's arrays, with the shapes of
+        the specs (checked by construction), on the CPU: on a CPU env the TensorDict is
+        built without the constructor's per-entry checks (``TensorDict._new_unsafe``);
+        otherwise the public constructor moves the tensors to the env's device.
+        """
+        if self._trusted_outputs:
+            out = TensorDict._new_unsafe(
+                source, batch_size=self.batch_size, device=self.device, nested=not self._flat_outputs
+            )
+        else:
+            out = TensorDict(source, batch_size=self.batch_size, device=self.device)
+        self._complete_output = out
+        return out
+
+    def _complete(self, out: TensorDictBase, where: str) -> TensorDictBase:
+        """:meth:`EnvBase._complete`, skipped for the TensorDict ``_step``/``_reset`` just built
+        (it has the env's batch size and every done flag) unless a subclass overrides them."""
+        if out is self._complete_output and self._own_outputs:
+            self._complete_output = None
+            return out
+        return super()._complete(out, where)
 
     # ------------------------------------------------------------------ fast rollout
     def rollout(

@@ -24,7 +24,8 @@ sits in gymnasium's value and in the TensorDict, so that per-step conversions ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,6 +171,14 @@ class Layout:
         self.keys: list[Key] = [leaf.key for leaf in self.leaves]
         self.single = len(self.leaves) == 1 and not self.leaves[0].path
         self._shapes = [leaf.spec.shape for leaf in self.leaves]
+        # Per-step lookups, worked out once: each leaf's parent names and own name in a
+        # nested TensorDict source, and the key ``TensorDict.get`` takes fastest (a plain
+        # string for a root key).
+        self._places = [(leaf.key[:-1], leaf.key[-1]) for leaf in self.leaves]
+        self._get_keys: list[str | Key] = [key[0] if len(key) == 1 else key for key in self.keys]
+        if self.single:
+            leaf = self.leaves[0]
+            self._single_plan = (leaf.dtype, leaf.offset, leaf.key[-1], tuple(leaf.spec.shape))
 
     # ------------------------------------------------------------------ gymnasium -> rlkernel
     def arrays(self, value: Any) -> list[np.ndarray]:
@@ -203,25 +212,62 @@ class Layout:
             out[leaf.key] = tensor if arr.shape == shape else tensor.reshape(shape)
         return out
 
+    def source(self, value: Any, into: dict[str, Any]) -> dict[str, Any]:
+        """Put a tensor (own memory) for every leaf of ``value`` into ``into``, a nested
+        ``{name: tensor or {name: ...}}`` dict ready to become a TensorDict; returns ``into``.
+
+        Same tensors as :meth:`tensors`, without building the flat dict first: the step
+        path calls this once per step.
+        """
+        if self.single:  # one leaf at the root: no walking, no nesting
+            dtype, offset, name, shape = self._single_plan
+            arr = np.array(value, dtype=dtype)
+            if offset is not None:
+                arr -= offset
+            tensor = torch.from_numpy(arr)
+            into[name] = tensor if arr.shape == shape else tensor.reshape(shape)
+            return into
+        for (parents, name), arr, shape in zip(self._places, self.arrays(value), self._shapes):
+            node = into
+            for part in parents:
+                node = node.setdefault(part, {})
+            tensor = torch.from_numpy(arr)
+            node[name] = tensor if arr.shape == shape else tensor.reshape(shape)
+        return into
+
     # ------------------------------------------------------------------ rlkernel -> gymnasium
     def from_arrays(self, arrays: Mapping[GymPath, np.ndarray]) -> Any:
         """Rebuild gymnasium's (nested) value from per-leaf arrays keyed by gym path."""
         return _assemble(self.space, (), arrays)
 
     def to_gym(self, tensordict: TensorDictBase) -> Any:
-        """gymnasium's value for the leaves of ``tensordict`` (actions: start offsets added)."""
-        arrays: dict[GymPath, np.ndarray] = {}
-        for leaf in self.leaves:
-            value = tensordict.get(leaf.key, None)
-            if value is None:
-                raise ActionError(f"the TensorDict has no entry {_show(leaf.key)}; expected {leaf.spec!r}")
-            arr = value.detach().cpu().numpy() if value.device.type != "cpu" else value.detach().numpy()
-            if leaf.offset is not None:
-                arr = arr + leaf.offset
-            arrays[leaf.path] = arr
+        """gymnasium's value for the leaves of ``tensordict`` (actions: start offsets added).
+
+        Each array shares the tensor's memory when the tensor is on the CPU (and no offset
+        is added).
+        """
         if self.single:
-            return arrays[()]
+            value = tensordict.get(self._get_keys[0], None)
+            if value is None or value.requires_grad or not value.is_cpu:
+                value = _as_numpy(value, self.leaves[0])
+            else:
+                value = value.numpy()
+            offset = self._single_plan[1]
+            return value if offset is None else value + offset
+        arrays: dict[GymPath, np.ndarray] = {}
+        for leaf, key in zip(self.leaves, self._get_keys):
+            arr = _as_numpy(tensordict.get(key, None), leaf)
+            arrays[leaf.path] = arr if leaf.offset is None else arr + leaf.offset
         return self.from_arrays(arrays)
+
+
+def _as_numpy(value: Any, leaf: Leaf) -> np.ndarray:
+    """The numpy array of the tensor ``value`` read for ``leaf`` (copied off an accelerator)."""
+    if value is None:
+        raise ActionError(f"the TensorDict has no entry {_show(leaf.key)}; expected {leaf.spec!r}")
+    if value.requires_grad:
+        value = value.detach()
+    return value.numpy() if value.is_cpu else value.cpu().numpy()
 
 
 def _assemble(space: Any, path: GymPath, arrays: Mapping[GymPath, np.ndarray]) -> Any:
@@ -244,3 +290,77 @@ def nest(flat: Mapping[Key, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[key[-1]] = value
     return out
+
+
+# numpy has these dtypes too, so a CPU tensor of them converts with ``Tensor.numpy()``
+_NUMPY_DTYPES = frozenset(
+    {torch.float16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+)
+
+
+def quick_check(spec: TensorSpec) -> Callable[[torch.Tensor], bool] | None:
+    """A cheap domain test for values of ``spec``, or ``None`` when there is none.
+
+    The test takes a CPU tensor, not requiring grad, already known to have ``spec``'s dtype
+    and shape, and returns True only if ``spec.is_in`` would: it reads one number with
+    ``item()`` or compares numpy views, where ``is_in`` runs a few small torch kernels. A
+    False answer means "ask ``spec``" (which also says what is wrong). Covered: CPU
+    ``Categorical`` without a mask, ``Bounded``, ``Unbounded`` and ``Binary``, the specs of
+    gymnasium's ``Discrete``, ``Box`` and ``MultiBinary`` spaces.
+    """
+    if spec.device.type != "cpu" or (spec.dtype not in _NUMPY_DTYPES and spec.dtype is not torch.bool):
+        return None
+    kind, scalar = type(spec), spec.shape.numel() == 1
+    if kind is Categorical and spec.mask is None and spec.dtype is not torch.bool:
+        n = spec.n
+        if scalar:
+            return lambda v: 0 <= v.item() < n
+        return lambda v: bool(((a := v.numpy()) >= 0).all() and (a < n).all())
+    if kind is Bounded and spec.dtype is not torch.bool:
+        lows, highs = spec.low.numpy(), spec.high.numpy()  # views: they follow the spec's bounds
+        if scalar:
+            low, high = lows.reshape(-1), highs.reshape(-1)
+            return lambda v: low[0] <= v.item() <= high[0]  # NaN compares False, as in is_in
+        return lambda v: bool(((a := v.numpy()) >= lows).all() and (a <= highs).all())
+    if kind is Unbounded:
+        if not spec.dtype.is_floating_point:
+            return lambda v: True
+        if scalar:
+            return lambda v: math.isfinite(v.item())
+        return lambda v: bool(np.isfinite(v.numpy()).all())
+    if kind is Binary:
+        if spec.dtype is torch.bool:
+            return lambda v: True
+        return lambda v: bool((((a := v.numpy()) == 0) | (a == 1)).all())
+    return None
+
+
+class QuickActionCheck:
+    """:func:`quick_check` for every action leaf of the action spec ``full``.
+
+    :meth:`accepts` says True only when each action is a CPU tensor (not requiring grad) of
+    its leaf spec's dtype and shape that the quick test accepts; anything else is for
+    ``EnvBase.check_action`` to decide. A leaf spec replaced in place in ``full`` is noticed.
+    """
+
+    def __init__(self, full: Composite, keys: Sequence[Any]) -> None:
+        self.full = full
+        self.entries = [(key, full[key], quick_check(full[key])) for key in keys]
+
+    def accepts(self, tensordict: TensorDictBase) -> bool:
+        """Whether every action in ``tensordict`` passes its quick test."""
+        full = self.full
+        for key, spec, accept in self.entries:
+            value = tensordict.get(key, None)
+            if (
+                accept is None
+                or type(value) is not torch.Tensor
+                or value.dtype is not spec.dtype
+                or value.shape != spec.shape
+                or not value.is_cpu
+                or value.requires_grad
+                or full[key] is not spec
+                or not accept(value)
+            ):
+                return False
+        return True
