@@ -28,6 +28,7 @@ _EXPORTS = {
     "TransformKeyError": "_utils",
     "ObservationNorm": "normalization",
     "VecNorm": "vecnorm",
+    "FileLock": "file_lock",
     "RewardScaling": "reward",
     "RewardClipping": "reward",
     "RewardSum": "reward",
@@ -56,7 +57,7 @@ _EXPORTS = {
 
 #: The transforms registered by name in ``rlkernel.registry.transforms``.
 TRANSFORM_NAMES = tuple(name for name in _EXPORTS if name not in ("Transform", "TransformedEnv",
-                                                                  "TransformError", "TransformKeyError"))
+                                                                  "TransformError", "TransformKeyError", "FileLock"))
 
 if TYPE_CHECKING:
     from rlkernel.transforms._utils import TransformError, TransformKeyError

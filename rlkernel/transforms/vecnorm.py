@@ -43,7 +43,9 @@ class VecNorm(Transform):
     anything that serialises to plain bytes first (``ParallelEnv`` sends its factories
     through cloudpickle) would copy it. With ``path=`` the statistics live in
     memory-mapped files under ``path`` instead, which travel by file name through any
-    pickling.
+    pickling; guard them with a :class:`~rlkernel.transforms.file_lock.FileLock` (a path
+    too), since a ``multiprocessing`` lock cannot travel that way and concurrent
+    unguarded updates can lose counts.
 
     The statistics are updated on ``reset`` (for the sub-environments being reset) and
     ``step`` while the transform is in training mode and not :meth:`freeze`-d; ``forward``
@@ -57,7 +59,8 @@ class VecNorm(Transform):
         eps: lower bound of the standard deviation.
         shared_data: statistics made by another VecNorm (:attr:`shared_data`) or by
             :meth:`build_shared_data`.
-        lock: a lock (``multiprocessing.get_context(...).Lock()``) guarding updates.
+        lock: a lock guarding updates: ``multiprocessing.get_context(...).Lock()`` for
+            processes you start, or ``FileLock(path)`` for factories sent as bytes.
 
     Example (workers in other processes)::
 
@@ -68,7 +71,8 @@ class VecNorm(Transform):
 
         # a ParallelEnv whose workers normalise with common statistics
         shared = VecNorm.build_shared_data(make_env(), path=tmpdir)
-        env = ParallelEnv(4, functools.partial(make_normalized_env, shared_data=shared))
+        lock = FileLock(os.path.join(tmpdir, "stats.lock"))
+        env = ParallelEnv(4, functools.partial(make_normalized_env, shared_data=shared, lock=lock))
     """
 
     spec_groups = ("observation",)

@@ -27,6 +27,7 @@ from rlkernel.transforms import (
     TransformError,
     VecNorm,
 )
+from rlkernel.transforms.file_lock import FileLock
 
 
 def const(value: float):
@@ -184,7 +185,8 @@ class TestVecNorm:
 
     def test_shared_by_parallel_env_workers_through_memory_mapped_files(self, tmp_path) -> None:
         shared = VecNorm.build_shared_data(GymAdaptor("CartPole-v1"), path=str(tmp_path))
-        factory = functools.partial(normalized_cartpole, shared_data=shared)
+        lock = FileLock(tmp_path / "stats.lock")  # travels through ParallelEnv's cloudpickle
+        factory = functools.partial(normalized_cartpole, shared_data=shared, lock=lock)
         workers = ParallelEnv(2, factory, mp_context=multiprocessing.get_context("forkserver"))
         env = TransformedEnv(workers, Compose(StepCounter(max_steps=8), RewardSum()))  # and transforms outside
         try:

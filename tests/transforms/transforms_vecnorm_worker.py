@@ -40,7 +40,7 @@ def cartpole_worker(shared: TensorDictBase, lock: Any, steps: int, seed: int, re
     results.put((seen.shape[0], seen.sum(0).tolist(), seen.square().sum(0).tolist()))
 
 
-def normalized_cartpole(shared_data: TensorDictBase) -> Any:
+def normalized_cartpole(shared_data: TensorDictBase, lock: Any = None) -> Any:
     """A ParallelEnv factory: CartPole whose VecNorm writes the shared statistics."""
     torch.set_num_threads(1)
     from transforms_gym_adaptor import GymAdaptor
@@ -48,5 +48,5 @@ def normalized_cartpole(shared_data: TensorDictBase) -> Any:
     from rlkernel.transforms import TransformedEnv, VecNorm
 
     return TransformedEnv(
-        GymAdaptor("CartPole-v1"), VecNorm(out_keys=["normalized"], decay=1.0, shared_data=shared_data)
+        GymAdaptor("CartPole-v1"), VecNorm(out_keys=["normalized"], decay=1.0, shared_data=shared_data, lock=lock)
     )
