@@ -2,6 +2,7 @@
 
 ``rlkernel --version``, ``rlkernel plugins`` and ``rlkernel list KIND`` answer without
 importing torch: they only read entry points and the plugins' registration hooks.
+``rlkernel train`` and ``rlkernel eval`` run the recipes registered in ``registry.algos``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     envs = commands.add_parser("envs", help="same as 'list envs'")
     envs.add_argument("--expand", action="store_true", help="list every name a pattern serves")
     envs.set_defaults(func=_cmd_list, kind="envs")
+
+    from rlkernel.cli_train import add_commands  # train/eval: torch is imported only when they run
+
+    add_commands(commands)
     return parser
 
 

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+
+from rlkernel.errors import SpecError
 from rlkernel_algos.modules import (
     Delta,
     IndependentNormal,
@@ -16,8 +18,6 @@ from rlkernel_algos.modules import (
     TanhNormal,
     TruncatedNormal,
 )
-
-from rlkernel.errors import SpecError
 
 
 def trapezoid_grid(low: float, high: float, n: int = 200_001) -> torch.Tensor:

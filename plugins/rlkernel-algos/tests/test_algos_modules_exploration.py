@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rlkernel_algos.modules import Actor, AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule
 from tensordict import TensorDict
 from tensordict.nn import TensorDictSequential
 
@@ -12,6 +11,7 @@ from rlkernel.errors import SpecError
 from rlkernel.exploration import ExplorationType, set_exploration_type
 from rlkernel.specs import Bounded, Categorical, Composite, OneHot
 from rlkernel.testing import CountingEnv
+from rlkernel_algos.modules import Actor, AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule
 
 NOT_RANDOM = [ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN, ExplorationType.MEDIAN]
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
+
+import rlkernel
+from rlkernel.exploration import ExplorationType, set_exploration_type
 from rlkernel_algos.modules import (
     MLP,
     AdditiveGaussianModule,
@@ -14,10 +18,6 @@ from rlkernel_algos.modules import (
     ValueOperator,
 )
 from rlkernel_algos.value import GAE
-from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
-
-import rlkernel
-from rlkernel.exploration import ExplorationType, set_exploration_type
 
 pytest.importorskip("rlkernel_gym")
 pytest.importorskip("gymnasium")

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tensordict import TensorDict
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+
+from rlkernel.errors import SpecError
+from rlkernel.exploration import ExplorationType, set_exploration_type
+from rlkernel.specs import Bounded, Categorical, Composite, OneHot
+from rlkernel.testing import CountingEnv
 from rlkernel_algos.modules import (
     MLP,
     Actor,
@@ -22,13 +29,6 @@ from rlkernel_algos.modules import (
     TanhNormal,
     ValueOperator,
 )
-from tensordict import TensorDict
-from tensordict.nn import NormalParamExtractor, TensorDictModule
-
-from rlkernel.errors import SpecError
-from rlkernel.exploration import ExplorationType, set_exploration_type
-from rlkernel.specs import Bounded, Categorical, Composite, OneHot
-from rlkernel.testing import CountingEnv
 
 
 # ---------------------------------------------------------------- networks

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tensordict import TensorDict
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+
+from rlkernel.errors import SpecError
+from rlkernel.exploration import ExplorationType, set_exploration_type
+from rlkernel.testing import CountingEnv
 from rlkernel_algos.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
 from rlkernel_algos.value import (
     GAE,
@@ -16,12 +22,6 @@ from rlkernel_algos.value import (
     vec_td_lambda_return_estimate,
     vtrace_advantage_estimate,
 )
-from tensordict import TensorDict
-from tensordict.nn import NormalParamExtractor, TensorDictModule
-
-from rlkernel.errors import SpecError
-from rlkernel.exploration import ExplorationType, set_exploration_type
-from rlkernel.testing import CountingEnv
 
 
 class CountingCritic(torch.nn.Module):

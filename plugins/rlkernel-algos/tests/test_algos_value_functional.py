@@ -12,6 +12,8 @@ import itertools
 
 import pytest
 import torch
+
+from rlkernel.errors import RLKernelError, SpecError
 from rlkernel_algos.value import (
     generalized_advantage_estimate,
     reverse_discounted_cumsum,
@@ -25,8 +27,6 @@ from rlkernel_algos.value import (
     vec_td_lambda_return_estimate,
     vtrace_advantage_estimate,
 )
-
-from rlkernel.errors import RLKernelError, SpecError
 
 BATCHES = [(), (3,), (2, 3)]
 

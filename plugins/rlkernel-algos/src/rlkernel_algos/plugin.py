@@ -24,7 +24,7 @@ RLKERNEL_API_VERSION = 1
 
 @rlkernel.hookimpl
 def rlkernel_register(registry: Registry) -> None:
-    """Register the losses (and, later, the recipes) of rlkernel-algos, lazily."""
+    """Register the losses, recipes and loggers of rlkernel-algos, lazily."""
     # ---- losses (rlkernel_algos.objectives) ---------------------------------------------
     registry.losses.register("ppo", "rlkernel_algos.objectives:ClipPPOLoss")
     registry.losses.register("clip_ppo", "rlkernel_algos.objectives:ClipPPOLoss")
@@ -38,3 +38,8 @@ def rlkernel_register(registry: Registry) -> None:
     registry.losses.register("sac", "rlkernel_algos.objectives:SACLoss")
     registry.losses.register("discrete_sac", "rlkernel_algos.objectives:DiscreteSACLoss")
     # ---- end of losses ------------------------------------------------------------------
+    for recipe in ("ppo", "a2c", "dqn", "ddpg", "td3", "sac"):
+        registry.algos.register(recipe, f"rlkernel_algos.recipes.{recipe}:RECIPE")
+    registry.loggers.register("csv", "rlkernel_algos.loggers:CSVLogger")
+    registry.loggers.register("tensorboard", "rlkernel_algos.loggers:TensorboardLogger")
+    registry.loggers.register("wandb", "rlkernel_algos.loggers:WandbLogger")

@@ -1,0 +1,174 @@
+"""DQN (target network, epsilon-greedy exploration, uniform replay), discrete actions.
+
+Reads top to bottom: config, environment, Q-network and exploration, loss and target
+updates, replay buffer, collector, trainer. The defaults are rl-zoo's CartPole-v1
+hyper-parameters (a 256x256 network, Huber loss, 128 gradient steps of 64 transitions
+after every 256 frames, the target copied once per such round, epsilon from 1 to 0.04 over
+8k frames) plus double DQN and a learning rate annealed linearly to 0. Without these two the
+final greedy policy is a matter of luck (it swings between 500 and 90-360 from run to run);
+with them it reached 500 on seeds 0, 1 and 2. 8 environments are stepped together.
+
+    rlkernel train dqn --env gym:CartPole-v1 --frames 100000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictSequential
+
+from rlkernel.collectors import SyncDataCollector
+from rlkernel.data import LazyTensorStorage, TensorDictReplayBuffer
+from rlkernel.envs import EnvBase
+from rlkernel_algos.modules import EGreedyModule, QValueActor
+from rlkernel_algos.objectives import DQNLoss, HardUpdate
+from rlkernel_algos.recipes.envs import make_env as make_recipe_env
+from rlkernel_algos.recipes.envs import observation_size
+from rlkernel_algos.recipes.networks import is_discrete, mlp
+from rlkernel_algos.recipes.recipe import Recipe, round_frames
+from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
+from rlkernel_algos.trainers import ReplayBufferHook, Trainer
+
+
+@dataclass
+class DQNConfig:
+    """Hyper-parameters of :func:`train` (defaults: CartPole-v1)."""
+
+    env: str = "gym:CartPole-v1"
+    """Registered environment name (discrete actions)."""
+    total_frames: int = 100_000
+    """Environment steps to train for (rounded up to a multiple of the batch)."""
+    seed: int = 0
+    """Seeds torch, numpy, Python and the environments."""
+    num_envs: int = 8
+    """Environments stepped together."""
+    steps_per_env: int = 32
+    """Steps each environment makes between two rounds of updates."""
+    updates_per_batch: int = 128
+    """Gradient steps after each batch of num_envs * steps_per_env frames."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 1_000
+    """Random actions and no updates before this many frames."""
+    learning_rate: float = 2.3e-3
+    """Adam's step size at the start."""
+    anneal_lr: bool = True
+    """Decrease the learning rate linearly to 0 over training (keeps a learned policy from unlearning)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    target_update_interval: int = 128
+    """Copy the Q-network into the target network every this many gradient steps (128: once per batch)."""
+    eps_init: float = 1.0
+    """Initial exploration rate."""
+    eps_end: float = 0.04
+    """Final exploration rate."""
+    exploration_frames: int = 8_000
+    """Frames over which epsilon decreases linearly from eps_init to eps_end."""
+    double_dqn: bool = True
+    """Choose the next action with the online network, evaluate it with the target (double DQN)."""
+    loss_function: str = "smooth_l1"
+    """TD-error penalty: smooth_l1 (Huber), l2 or l1."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layers of the Q-network (ReLU)."""
+    num_threads: int = 1
+    """torch threads (1 is fastest for networks this small)."""
+    log_interval: int = 5_000
+    """Log the metrics every this many frames."""
+    checkpoint_interval: int = 50_000
+    """Checkpoint every this many frames (and at the end)."""
+    progress_bar: bool = True
+    """Show a progress bar with frames/s and the recent return."""
+
+
+PRESETS: dict[str, dict[str, Any]] = {}
+
+
+def make_env(config: DQNConfig, num_envs: int | None) -> EnvBase:
+    """The training (``num_envs`` > 1) or evaluation (``None``) environment."""
+    env = make_recipe_env(config.env, num_envs=num_envs)
+    if not is_discrete(env):
+        env.close()
+        raise ValueError(f"dqn needs discrete actions; {config.env} has {env.action_spec!r}")
+    return env
+
+
+def make_qnet(config: DQNConfig, env: EnvBase) -> QValueActor:
+    """``observation -> action_value -> argmax action`` (the greedy policy)."""
+    net = mlp(observation_size(env), int(env.action_spec.n), config.hidden_sizes)
+    return QValueActor(net, in_keys=["observation"], spec=env.action_spec)
+
+
+def train(config: DQNConfig, run_dir: str | Path) -> dict[str, float]:
+    """Train DQN as ``config`` says; write the run into ``run_dir``; return the final metrics."""
+    run = RunDir(run_dir, "dqn", config)
+    prepare_process(config.seed, config.num_threads)
+
+    env = make_env(config, num_envs=config.num_envs)
+    env.set_seed(config.seed)
+
+    # Greedy Q-network, and the collection policy: epsilon-greedy around it.
+    qnet = make_qnet(config, env)
+    egreedy = EGreedyModule(env.action_spec, config.eps_init, config.eps_end, config.exploration_frames)
+    policy = TensorDictSequential(qnet, egreedy)
+
+    loss = DQNLoss(qnet, action_space="categorical", loss_function=config.loss_function,
+                   double_dqn=config.double_dqn, gamma=config.gamma)
+    target_update = HardUpdate(loss, value_network_update_interval=config.target_update_interval)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=config.learning_rate)
+
+    frames_per_batch = config.num_envs * config.steps_per_env
+    total_frames = round_frames(config.total_frames, frames_per_batch)
+    collector = SyncDataCollector(env, policy, frames_per_batch=frames_per_batch, total_frames=total_frames,
+                                  init_random_frames=config.learning_starts)
+
+    trainer = Trainer(
+        collector, loss, optimizer, total_frames=total_frames, optim_steps_per_batch=config.updates_per_batch,
+        optim_start_frames=config.learning_starts, clip_grad_norm=config.max_grad_norm, logger=run.logger,
+        log_interval=config.log_interval, checkpoint_dir=run.checkpoints,
+        checkpoint_interval=config.checkpoint_interval, progress_bar=config.progress_bar, seed=config.seed,
+    )
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+    ReplayBufferHook(buffer).register(trainer)
+    trainer.register_op("post_optim", target_update.step)
+    trainer.register_op("post_steps", lambda: egreedy.step(frames_per_batch))
+
+    def anneal_lr() -> None:
+        if config.anneal_lr:
+            left = 1.0 - (trainer.collected_frames - frames_per_batch) / total_frames
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * left
+
+    trainer.register_op("pre_optim_steps", anneal_lr)
+    trainer.register_op("post_steps_log", lambda batch: {"epsilon": float(egreedy.eps)})
+    trainer.register_module("target_update", _CounterState(target_update))
+
+    return run.train(trainer, policy=qnet, env=env)
+
+
+class _CounterState:
+    """The hard updater's step counter, saved in checkpoints (its targets are in the loss)."""
+
+    def __init__(self, updater: HardUpdate) -> None:
+        self.updater = updater
+
+    def state_dict(self) -> dict[str, int]:
+        return {"counter": self.updater.counter}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.updater.counter = int(state["counter"])
+
+
+def load_policy(run_dir: str | Path) -> TrainedPolicy:
+    """The greedy Q-policy of ``run_dir`` and a maker of its evaluation environment."""
+    return TrainedPolicy.load(run_dir, DQNConfig, make_qnet, make_env)
+
+
+RECIPE = Recipe("dqn", DQNConfig, train, load_policy, presets=PRESETS,
+                summary="Deep Q-Network (target network, epsilon-greedy, replay), discrete actions")

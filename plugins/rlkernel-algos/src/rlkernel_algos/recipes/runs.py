@@ -1,0 +1,150 @@
+"""What every recipe does around its training loop: the run directory and the trained policy.
+
+A run directory (``runs/<algo>-<env>-<seed>-<timestamp>/``) holds::
+
+    config.json          {"algo": ..., "config": {...}}: everything needed to rebuild the run
+    metrics.csv          step,name,value rows written by the CSV logger
+    checkpoints/         the trainer's checkpoints (a run restarted in this folder resumes)
+    policy.pt            the trained policy's weights and the env's transform statistics
+    learning_curve.png   the training return against frames
+    summary.json         the final metrics of ``train``
+    eval.json            written by ``rlkernel eval``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlkernel.envs import EnvBase
+from rlkernel_algos.loggers.csv_logger import CSVLogger
+from rlkernel_algos.recipes.config import config_from_dict, read_config, write_config
+from rlkernel_algos.recipes.plotting import plot_learning_curve
+from rlkernel_algos.trainers import Trainer
+
+__all__ = ["RunDir", "TrainedPolicy", "default_run_dir", "prepare_process"]
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+POLICY_FILE = "policy.pt"
+CURVE_FILE = "learning_curve.png"
+SUMMARY_FILE = "summary.json"
+
+
+def default_run_dir(algo: str, env: str, seed: int, root: str | os.PathLike[str] = "runs") -> Path:
+    """``root/<algo>-<env>-<seed>-<YYYYmmdd-HHMMSS>`` (``:`` and ``/`` in the env name become ``_``);
+    a numeric suffix keeps it unique."""
+    safe_env = re.sub(r"[^A-Za-z0-9._-]+", "_", env)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{algo}-{safe_env}-{seed}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def prepare_process(seed: int, num_threads: int) -> None:
+    """Seed torch, numpy and ``random`` and set torch's thread count (recipes default to 1)."""
+    from rlkernel_algos.trainers import seed_everything
+
+    torch.set_num_threads(num_threads)
+    seed_everything(seed)
+
+
+class RunDir:
+    """A run directory: writes the config, owns the CSV logger, runs the trainer, saves results.
+
+    Args:
+        path: the folder (created if needed).
+        algo: the recipe's name (saved in ``config.json``).
+        config: the recipe's config dataclass.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], algo: str, config: Any) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.algo = algo
+        self.config = config
+        write_config(self.path / CONFIG_FILE, algo, config)
+        self.checkpoints = self.path / "checkpoints"
+        self.logger = CSVLogger(self.path, METRICS_FILE)
+        self.logger.log_hparams({"algo": algo, **json.loads((self.path / CONFIG_FILE).read_text())["config"]})
+
+    def train(self, trainer: Trainer, *, policy: torch.nn.Module, env: EnvBase) -> dict[str, float]:
+        """Resume from ``checkpoints/`` if it holds one, train, then save the policy, the
+        curve and ``summary.json``; return the final metrics."""
+        try:
+            trainer.resume()
+            metrics = trainer.train()
+        finally:
+            trainer.collector.shutdown()
+            self.logger.close()
+        torch.save({"policy": policy.state_dict(), "env": env.state_dict()}, self.path / POLICY_FILE)
+        plot_learning_curve(self.path / METRICS_FILE, self.path / CURVE_FILE, title=f"{self.algo} on {self.config.env}")
+        (self.path / SUMMARY_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        return metrics
+
+
+@dataclass
+class TrainedPolicy:
+    """A trained policy and how to make the environment it acts in.
+
+    Attributes:
+        policy: the policy module (weights loaded; act deterministically under
+            ``set_exploration_type(DETERMINISTIC)``).
+        make_env: builds an evaluation environment (``num_envs=None`` for a single one)
+            carrying the training env's transform statistics.
+        config: the run's config.
+    """
+
+    policy: torch.nn.Module
+    make_env: Callable[..., EnvBase]
+    config: Any
+
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | os.PathLike[str],
+        config_cls: type,
+        build: Callable[[Any, EnvBase], torch.nn.Module],
+        make_env: Callable[..., EnvBase],
+    ) -> TrainedPolicy:
+        """Rebuild a recipe's policy from ``run_dir``.
+
+        ``build(config, env)`` makes the (untrained) policy; ``make_env(config, num_envs=...)``
+        the environment. The weights and the env statistics come from ``policy.pt``.
+        """
+        folder = Path(run_dir)
+        _, raw = read_config(folder / CONFIG_FILE)
+        config = config_from_dict(config_cls, raw)
+        saved_file = folder / POLICY_FILE
+        if not saved_file.is_file():
+            from rlkernel_algos.recipes.config import ConfigError
+
+            raise ConfigError(f"{folder} has no {POLICY_FILE}: the run did not finish training")
+        saved = torch.load(saved_file, map_location="cpu", weights_only=True)
+        probe = make_env(config, num_envs=None)
+        try:
+            policy = build(config, probe)
+            policy.load_state_dict(saved["policy"])
+        finally:
+            probe.close()
+
+        def make_eval_env(num_envs: int | None = None) -> EnvBase:
+            env = make_env(config, num_envs=num_envs)
+            if saved["env"]:
+                env.load_state_dict(saved["env"])
+            if callable(getattr(env, "eval", None)):
+                env.eval()
+            return env
+
+        return cls(policy=policy.eval(), make_env=make_eval_env, config=config)

@@ -1,0 +1,155 @@
+"""TD3 (twin critics, target policy smoothing, delayed actor updates), continuous actions.
+
+Reads top to bottom: config, environment, actor and critics, exploration noise, loss
+and target updates, replay buffer, collector, trainer. The defaults are tuned for
+``gym:Pendulum-v1`` (one gradient step per frame).
+
+    rlkernel train td3 --env gym:Pendulum-v1 --frames 20000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictSequential
+
+from rlkernel.collectors import SyncDataCollector
+from rlkernel.data import LazyTensorStorage, TensorDictReplayBuffer
+from rlkernel.envs import EnvBase
+from rlkernel_algos.modules import Actor, AdditiveGaussianModule
+from rlkernel_algos.objectives import SoftUpdate, TD3Loss
+from rlkernel_algos.recipes.envs import make_env as make_recipe_env
+from rlkernel_algos.recipes.networks import action_bounds, deterministic_actor, q_value_critic
+from rlkernel_algos.recipes.recipe import Recipe, round_frames
+from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
+from rlkernel_algos.trainers import ReplayBufferHook, Trainer
+
+
+@dataclass
+class TD3Config:
+    """Hyper-parameters of :func:`train` (defaults: Pendulum-v1)."""
+
+    env: str = "gym:Pendulum-v1"
+    """Registered environment name (continuous, bounded actions)."""
+    total_frames: int = 20_000
+    """Environment steps to train for (rounded up to a multiple of the batch)."""
+    seed: int = 0
+    """Seeds torch, numpy, Python and the environments."""
+    num_envs: int = 1
+    """Environments stepped together."""
+    frames_per_batch: int = 200
+    """Frames collected between two rounds of updates."""
+    utd_ratio: float = 1.0
+    """Critic gradient steps per collected frame (update-to-data ratio)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 1_000
+    """Random actions and no updates before this many frames."""
+    learning_rate: float = 1e-3
+    """Adam's step size (actor and critics)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak step of the target networks."""
+    policy_delay: int = 2
+    """Update the actor and the targets once every this many critic updates."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian action noise while collecting, as a fraction of the action half-range."""
+    policy_noise: float = 0.2
+    """Std of the target smoothing noise, as a fraction of the action half-range."""
+    noise_clip: float = 0.5
+    """The target smoothing noise is clipped to +- this fraction of the action half-range."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layers of the actor and of each critic (ReLU)."""
+    num_threads: int = 1
+    """torch threads (1 is fastest for networks this small)."""
+    log_interval: int = 2_000
+    """Log the metrics every this many frames."""
+    checkpoint_interval: int = 50_000
+    """Checkpoint every this many frames (and at the end)."""
+    progress_bar: bool = True
+    """Show a progress bar with frames/s and the recent return."""
+
+
+PRESETS: dict[str, dict[str, Any]] = {}
+
+
+def make_env(config: TD3Config, num_envs: int | None) -> EnvBase:
+    """The training or evaluation (``num_envs=None``) environment."""
+    return make_recipe_env(config.env, num_envs=num_envs if num_envs != 1 else None)
+
+
+def make_actor(config: TD3Config, env: EnvBase) -> Actor:
+    """The deterministic policy ``observation -> action`` within the bounds."""
+    return deterministic_actor(env, config.hidden_sizes)
+
+
+def half_range(env: EnvBase) -> float:
+    """The mean half-width of the action bounds (noise is scaled by it)."""
+    bounds = action_bounds(env)
+    return float(((bounds["high"] - bounds["low"]) / 2).mean())
+
+
+def train(config: TD3Config, run_dir: str | Path) -> dict[str, float]:
+    """Train TD3 as ``config`` says; write the run into ``run_dir``; return the final metrics."""
+    run = RunDir(run_dir, "td3", config)
+    prepare_process(config.seed, config.num_threads)
+
+    env = make_env(config, num_envs=config.num_envs)
+    env.set_seed(config.seed)
+    scale = half_range(env)
+
+    # Deterministic actor; collection adds Gaussian noise (none under DETERMINISTIC).
+    actor = make_actor(config, env)
+    noise = AdditiveGaussianModule(env.action_spec, sigma_init=config.exploration_noise * scale,
+                                   sigma_end=config.exploration_noise * scale, annealing_num_steps=1)
+    policy = TensorDictSequential(actor, noise)
+
+    loss = TD3Loss(actor, q_value_critic(env, config.hidden_sizes), action_spec=env.action_spec,
+                   num_qvalue_nets=2, policy_noise=config.policy_noise * scale,
+                   noise_clip=config.noise_clip * scale, loss_function="l2", gamma=config.gamma)
+    target_update = SoftUpdate(loss, tau=config.tau)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=config.learning_rate)
+
+    total_frames = round_frames(config.total_frames, config.frames_per_batch)
+    collector = SyncDataCollector(env, policy, frames_per_batch=config.frames_per_batch, total_frames=total_frames,
+                                  init_random_frames=config.learning_starts)
+
+    trainer = Trainer(
+        collector, loss, optimizer, total_frames=total_frames,
+        optim_steps_per_batch=max(1, round(config.utd_ratio * config.frames_per_batch)),
+        optim_start_frames=config.learning_starts, logger=run.logger, log_interval=config.log_interval,
+        checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
+        progress_bar=config.progress_bar, seed=config.seed,
+    )
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+    ReplayBufferHook(buffer).register(trainer)
+
+    # Delayed policy updates: the actor's term (and the target update) every policy_delay steps.
+    def delay_actor(losses):
+        if trainer.optim_steps % config.policy_delay:
+            return losses.exclude("loss_actor")
+        return losses
+
+    def update_targets() -> None:
+        if (trainer.optim_steps + 1) % config.policy_delay == 0:
+            target_update.step()
+
+    trainer.register_op("post_loss", delay_actor)
+    trainer.register_op("post_optim", update_targets)
+
+    return run.train(trainer, policy=actor, env=env)
+
+
+def load_policy(run_dir: str | Path) -> TrainedPolicy:
+    """The trained actor of ``run_dir`` and a maker of its evaluation environment."""
+    return TrainedPolicy.load(run_dir, TD3Config, make_actor, make_env)
+
+
+RECIPE = Recipe("td3", TD3Config, train, load_policy, presets=PRESETS,
+                summary="Twin Delayed DDPG (twin critics, target smoothing, delayed actor), continuous actions")

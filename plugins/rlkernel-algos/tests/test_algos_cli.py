@@ -1,0 +1,97 @@
+"""``rlkernel train`` / ``rlkernel eval`` (rlkernel.cli_train) driving the registered recipes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rlkernel import cli_train
+
+PPO_SMALL = ["num_envs=2", "steps_per_env=32", "epochs=2", "minibatch_size=32", "log_interval=64"]
+
+
+def test_train_then_eval(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = cli_train.main(["train", "--frames", "128", "--seed", "3", "--run-dir", str(run_dir), "--no-progress",
+                           *PPO_SMALL])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "rlkernel train ppo: env gym:CartPole-v1, 128 frames, seed 3" in out
+    assert f"evaluate with: rlkernel eval {run_dir} --episodes 10" in out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algo"] == "ppo"
+    fields = config["config"]
+    assert (fields["env"], fields["seed"], fields["num_envs"]) == ("gym:CartPole-v1", 3, 2)
+    assert {"metrics.csv", "learning_curve.png", "checkpoints", "policy.pt"} <= {p.name for p in run_dir.iterdir()}
+
+    assert cli_train.main(["eval", str(run_dir), "--episodes", "3", "--num-envs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ppo on gym:CartPole-v1: return ") and "± " in out and "over 3 episodes" in out
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert summary["episodes"] == 3 and len(summary["returns"]) == 3
+    assert summary["mean"] == pytest.approx(sum(summary["returns"]) / 3)
+
+
+def test_default_run_dir_name(tmp_path, capsys):
+    code = cli_train.main(["train", "dqn", "--env", "gym:CartPole-v1", "--frames", "64", "--runs-root", str(tmp_path),
+                           "--no-progress", "num_envs=2", "updates_per_batch=1", "learning_starts=32"])
+    assert code == 0
+    (run,) = tmp_path.iterdir()
+    assert run.name.startswith("dqn-gym_CartPole-v1-0-")
+    assert (run / "policy.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "ppp"], "unknown algorithm 'ppp' (registered: a2c, ddpg, dqn, ppo, sac, td3); did you mean ppo"),
+        (["train", "ppo", "--env", "gym:CartPol-v1"], "unknown env name 'gym:CartPol-v1'; closest registered names: "
+                                                      "gym:CartPole-v1"),
+        (["train", "ppo", "learning_rat=0.1"], "unknown config key 'learning_rat' for PPOConfig; did you mean "
+                                               "learning_rate"),
+        (["train", "ppo", "epochs=many"], "config key 'epochs': cannot read 'many' as int"),
+        (["train", "ppo", "epochs=2", "dqn"], "unexpected argument 'dqn'"),
+        (["train", "ppo", "--frames", "100", "epochs"], "unexpected argument 'epochs'"),
+    ],
+)
+def test_bad_train_arguments_exit_2_with_suggestions(argv, message, capsys, tmp_path):
+    code = cli_train.main([*argv, "--runs-root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_bad_eval_arguments_exit_2(tmp_path, capsys):
+    assert cli_train.main(["eval", str(tmp_path)]) == 2
+    assert "config.json does not exist" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text(json.dumps({"algo": "nope", "config": {}}))
+    assert cli_train.main(["eval", str(tmp_path)]) == 2
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+    assert cli_train.main(["eval", str(tmp_path), "--episodes", "0"]) == 2
+    assert "--episodes must be >= 1" in capsys.readouterr().err
+
+
+def test_show_config_defaults_to_ppo_on_cartpole(capsys):
+    assert cli_train.main(["train", "--show-config"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ppo: Proximal Policy Optimization")
+    assert "env = 'gym:CartPole-v1'  -- Registered environment name." in out
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, rlkernel.cli_train; print('torch' in sys.modules, 'rlkernel_algos' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_wired_into_the_rlkernel_command(capsys):
+    from rlkernel import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--help"])
+    assert exit_info.value.code == 0
+    assert "key=value" in capsys.readouterr().out
