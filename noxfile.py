@@ -15,7 +15,16 @@ ROOT = Path(__file__).parent
 TORCH = "torch==2.13.0"
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PLUGINS = sorted(str(p.parent) for p in (ROOT / "plugins").glob("*/pyproject.toml"))
-TEST_DEPS = ("pytest", "hypothesis", "minari[create,hdf5]>=0.5,<0.6", "h5py", "pillow", "tensorboard", "wandb")
+ENV_DEPS = ("gymnasium[classic-control,mujoco,box2d]",)  # what the environment plugins' tests drive
+TEST_DEPS = (
+    "pytest",
+    "hypothesis",
+    "minari[create,hdf5]>=0.5,<0.6",
+    "h5py",
+    "pillow",
+    "tensorboard",
+    "wandb",
+)
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -30,7 +39,7 @@ def install_stack(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Install everything and run the whole test suite (core and plugins)."""
-    install_stack(session, *TEST_DEPS)
+    install_stack(session, *ENV_DEPS, *TEST_DEPS)
     session.env.setdefault("MUJOCO_GL", "egl")
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("pytest", *(session.posargs or ["-q"]))
@@ -54,7 +63,7 @@ def bench(session: nox.Session) -> None:
     TorchRL 0.14 and Stable-Baselines3 live in their own virtualenv (``.nox/reference``), so
     their pins never touch ours; the benchmarks call it in subprocesses, alternating rounds.
     """
-    install_stack(session)
+    install_stack(session, *ENV_DEPS)
     python = REFERENCE / "bin" / "python"
     if not python.exists():
         session.run("python", "-m", "venv", str(REFERENCE), external=True)
@@ -72,7 +81,7 @@ def demo(session: nox.Session) -> None:
     Writes ``runs/<algo>-<env>-<seed>-<time>/`` (config, metrics CSV, checkpoints and
     ``learning_curve.png``) and prints the deterministic policy's return over 10 episodes.
     """
-    install_stack(session)
+    install_stack(session, *ENV_DEPS)
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("rlkernel", "plugins")
     session.run("rlkernel", "train", "--run-dir", "runs/demo", *session.posargs)
@@ -82,7 +91,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def learn(session: nox.Session) -> None:
     """The full learning runs of every recipe; writes the table in docs/results.md."""
-    install_stack(session)
+    install_stack(session, *ENV_DEPS)
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.env.setdefault("MUJOCO_GL", "egl")
     session.run("python", "-m", "rlkernel_algos.recipes.learn", "--write", "docs/results.md", *session.posargs)
