@@ -23,10 +23,10 @@ from collections.abc import Callable
 import gymnasium
 import numpy as np
 import torch
-from rlkernel_gym import GymEnv
 from tensordict import TensorDictBase
 
 from rlkernel.envs import EnvBase
+from rlkernel_gym import GymEnv
 
 ENV_ID = "CartPole-v1"
 NUM_ENVS = 8

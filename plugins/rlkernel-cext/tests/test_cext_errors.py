@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from rlkernel_cext import trees
-from rlkernel_cext.trees import MinTree, SumTree
 
 from rlkernel.errors import PluginError
+from rlkernel_cext import trees
+from rlkernel_cext.trees import MinTree, SumTree
 
 
 @pytest.mark.parametrize("cls", [SumTree, MinTree])

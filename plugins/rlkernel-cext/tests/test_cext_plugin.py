@@ -13,9 +13,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from rlkernel_cext.trees import MinTree, SumTree
 
 import rlkernel
+from rlkernel_cext.trees import MinTree, SumTree
 
 
 def run_python(code: str) -> str:

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+
 from rlkernel_cext.trees import MinTree, SumTree
 
 CAPACITIES = [1, 7, 1000, 1 << 16]
