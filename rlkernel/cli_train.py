@@ -136,7 +136,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if found is not None:
         print(f"resuming from {found}")
     start = time.perf_counter()
-    metrics = recipe.train(config, run_dir)
+    try:
+        metrics = recipe.train(config, run_dir)
+    except RLKernelError as err:  # e.g. a recipe for continuous actions given a discrete env
+        return _fail(str(err))
     wall = time.perf_counter() - start
     shown = ", ".join(f"{k} {v:,.4g}" for k, v in metrics.items())
     print(f"done in {wall:.1f} s: {shown}")

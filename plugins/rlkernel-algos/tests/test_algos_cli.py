@@ -65,6 +65,20 @@ def test_bad_train_arguments_exit_2_with_suggestions(argv, message, capsys, tmp_
     assert not list(tmp_path.iterdir())  # nothing was started
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "dqn", "--env", "gym:Pendulum-v1"], "dqn needs discrete (Categorical) actions; gym:Pendulum-v1 has "
+                                                       "Bounded actions"),
+        (["train", "sac", "--env", "gym:CartPole-v1"],
+         "needs continuous actions with bounds (a float Bounded action spec); the environment has Categorical actions"),
+    ],
+)
+def test_recipe_and_env_that_do_not_fit_exit_2(argv, message, capsys, tmp_path):
+    assert cli_train.main([*argv, "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_bad_eval_arguments_exit_2(tmp_path, capsys):
     assert cli_train.main(["eval", str(tmp_path)]) == 2
     assert "config.json does not exist" in capsys.readouterr().err
@@ -73,6 +87,9 @@ def test_bad_eval_arguments_exit_2(tmp_path, capsys):
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
     assert cli_train.main(["eval", str(tmp_path), "--episodes", "0"]) == 2
     assert "--episodes must be >= 1" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text(json.dumps({"algo": "ppo", "config": {"env": "gym:CartPole-v1"}}))
+    assert cli_train.main(["eval", str(tmp_path)]) == 2
+    assert "has no policy.pt: the run did not finish training" in capsys.readouterr().err
 
 
 def test_show_config_defaults_to_ppo_on_cartpole(capsys):

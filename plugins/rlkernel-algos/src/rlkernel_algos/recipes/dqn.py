@@ -25,6 +25,7 @@ from rlkernel.data import LazyTensorStorage, TensorDictReplayBuffer
 from rlkernel.envs import EnvBase
 from rlkernel_algos.modules import EGreedyModule, QValueActor
 from rlkernel_algos.objectives import DQNLoss, HardUpdate
+from rlkernel_algos.recipes.config import ConfigError
 from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.envs import observation_size
 from rlkernel_algos.recipes.networks import is_discrete, mlp
@@ -95,7 +96,9 @@ def make_env(config: DQNConfig, num_envs: int | None) -> EnvBase:
     env = make_recipe_env(config.env, num_envs=num_envs)
     if not is_discrete(env):
         env.close()
-        raise ValueError(f"dqn needs discrete actions; {config.env} has {env.action_spec!r}")
+        raise ConfigError(
+            f"dqn needs discrete (Categorical) actions; {config.env} has {type(env.action_spec).__name__} actions"
+        )
     return env
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -148,8 +149,8 @@ BEGIN, END = "<!-- learn:begin -->", "<!-- learn:end -->"
 
 def write_table(path: Path, table: str) -> None:
     """Replace the text between the markers of ``path`` with ``table`` (append the block if absent)."""
-    machine = f"_Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, " \
-              f"{torch.get_num_threads()} torch thread(s); generated {time.strftime('%Y-%m-%d')}._"
+    machine = (f"_Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}; "
+               f"each run uses 1 torch thread; generated {time.strftime('%Y-%m-%d')}._")
     block = f"{BEGIN}\n{table}\n\n{machine}\n{END}"
     text = path.read_text() if path.exists() else ""
     if BEGIN in text and END in text:

@@ -11,6 +11,7 @@ from torch import nn
 from rlkernel.envs import EnvBase
 from rlkernel.specs import Bounded, Categorical
 from rlkernel_algos.modules import MLP, Actor, ProbabilisticActor, TanhNormal, ValueOperator
+from rlkernel_algos.recipes.config import ConfigError
 from rlkernel_algos.recipes.envs import observation_size
 
 __all__ = [
@@ -36,16 +37,24 @@ def is_discrete(env: EnvBase) -> bool:
     return isinstance(env.action_spec, Categorical)
 
 
+def _bounded_spec(env: EnvBase) -> Bounded:
+    spec = env.action_spec
+    if not isinstance(spec, Bounded) or not spec.dtype.is_floating_point or not spec.shape:
+        raise ConfigError(
+            f"this recipe needs continuous actions with bounds (a float Bounded action spec); the environment has "
+            f"{type(spec).__name__} actions"
+        )
+    return spec
+
+
 def action_size(env: EnvBase) -> int:
-    """Features of a continuous action (the last dim of the action spec)."""
-    return int(env.action_spec.shape[-1])
+    """Features of a continuous action (the last dim of its ``Bounded`` action spec)."""
+    return int(_bounded_spec(env).shape[-1])
 
 
 def action_bounds(env: EnvBase) -> dict[str, torch.Tensor]:
     """``{"low": ..., "high": ...}`` of a ``Bounded`` action spec, one value per action feature."""
-    spec = env.action_spec
-    if not isinstance(spec, Bounded):
-        raise TypeError(f"a continuous-action recipe needs a Bounded action spec, got {spec!r}")
+    spec = _bounded_spec(env)
     n = action_size(env)
     low, high = (bound.expand(spec.shape).reshape(-1, n)[0].clone() for bound in (spec.low, spec.high))
     return {"low": low, "high": high}

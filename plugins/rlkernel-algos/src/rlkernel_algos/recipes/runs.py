@@ -26,9 +26,9 @@ import torch
 
 from rlkernel.envs import EnvBase
 from rlkernel_algos.loggers.csv_logger import CSVLogger
-from rlkernel_algos.recipes.config import config_from_dict, read_config, write_config
+from rlkernel_algos.recipes.config import ConfigError, config_from_dict, read_config, write_config
 from rlkernel_algos.recipes.plotting import plot_learning_curve
-from rlkernel_algos.trainers import Trainer
+from rlkernel_algos.trainers import Trainer, seed_everything
 
 __all__ = ["RunDir", "TrainedPolicy", "default_run_dir", "prepare_process"]
 
@@ -54,8 +54,6 @@ def default_run_dir(algo: str, env: str, seed: int, root: str | os.PathLike[str]
 
 def prepare_process(seed: int, num_threads: int) -> None:
     """Seed torch, numpy and ``random`` and set torch's thread count (recipes default to 1)."""
-    from rlkernel_algos.trainers import seed_everything
-
     torch.set_num_threads(num_threads)
     seed_everything(seed)
 
@@ -81,14 +79,15 @@ class RunDir:
 
     def train(self, trainer: Trainer, *, policy: torch.nn.Module, env: EnvBase) -> dict[str, float]:
         """Resume from ``checkpoints/`` if it holds one, train, then save the policy, the
-        curve and ``summary.json``; return the final metrics."""
+        curve and ``summary.json``, and close ``env``; return the final metrics."""
         try:
             trainer.resume()
             metrics = trainer.train()
+            torch.save({"policy": policy.state_dict(), "env": env.state_dict()}, self.path / POLICY_FILE)
         finally:
             trainer.collector.shutdown()
             self.logger.close()
-        torch.save({"policy": policy.state_dict(), "env": env.state_dict()}, self.path / POLICY_FILE)
+            env.close()
         plot_learning_curve(self.path / METRICS_FILE, self.path / CURVE_FILE, title=f"{self.algo} on {self.config.env}")
         (self.path / SUMMARY_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         return metrics
@@ -128,8 +127,6 @@ class TrainedPolicy:
         config = config_from_dict(config_cls, raw)
         saved_file = folder / POLICY_FILE
         if not saved_file.is_file():
-            from rlkernel_algos.recipes.config import ConfigError
-
             raise ConfigError(f"{folder} has no {POLICY_FILE}: the run did not finish training")
         saved = torch.load(saved_file, map_location="cpu", weights_only=True)
         probe = make_env(config, num_envs=None)

@@ -299,6 +299,8 @@ class Trainer(CheckpointMixin):
             return
         for name, value in metrics.items():
             self.logger.log_scalar(name, value, step=self.collected_frames)
+        if callable(getattr(self.logger, "flush", None)):
+            self.logger.flush()  # each log line reaches the file: a crash loses nothing logged
 
     def final_metrics(self, fps: float | None = None) -> dict[str, float]:
         """Frames, optimisation steps, wall time, speed and the recent return."""
