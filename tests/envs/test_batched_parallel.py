@@ -64,9 +64,28 @@ def cheetah():
 
 def dmc_cartpole():
     dmc = pytest.importorskip("rlkernel_dmc")
-    if not hasattr(dmc, "DMControlEnv"):
-        pytest.skip("rlkernel_dmc does not provide DMControlEnv yet")
     return lambda: dmc.DMControlEnv("cartpole", "swingup")
+
+
+def dict_cartpole():
+    """CartPole whose observation is a gymnasium Dict (position / velocity), wrapped by GymWrapper."""
+    import gymnasium
+    import numpy as np
+
+    from rlkernel_gym import GymWrapper
+
+    base = gymnasium.make("CartPole-v1")
+    low, high = base.observation_space.low, base.observation_space.high
+    space = gymnasium.spaces.Dict(
+        {
+            "position": gymnasium.spaces.Box(low[[0, 2]], high[[0, 2]], dtype=np.float32),
+            "velocity": gymnasium.spaces.Box(low[[1, 3]], high[[1, 3]], dtype=np.float32),
+        }
+    )
+    split = gymnasium.wrappers.TransformObservation(
+        base, lambda obs: {"position": obs[[0, 2]], "velocity": obs[[1, 3]]}, space
+    )
+    return GymWrapper(split)
 
 
 class TestCountingEnv:
@@ -230,7 +249,28 @@ class TestGymnasium:
             check_env_specs(env, num_steps=30)
 
 
+    def test_dict_observation_env(self) -> None:
+        pytest.importorskip("rlkernel_gym")
+        with ParallelEnv(2, dict_cartpole) as env:
+            assert {"position", "velocity"} <= set(env.observation_keys)
+            check_env_specs(env, num_steps=20)
+            _same_as_serial_and_singles(env, dict_cartpole, num_steps=20)
+
+    def test_cartpole_pixels(self) -> None:
+        gym = pytest.importorskip("rlkernel_gym")
+        with ParallelEnv(2, gym.GymEnv, {"env_id": "CartPole-v1", "from_pixels": True}) as env:
+            assert env.observation_spec["pixels"].shape == (2, 400, 600, 3)
+            check_env_specs(env, num_steps=3)
+            td = env.rollout(3, break_when_any_done=False)
+            assert td["next", "pixels"].dtype == torch.uint8 and td["next", "pixels"].float().std() > 0
+
+
 class TestDMControl:
+    def test_walker_walk(self) -> None:
+        dmc = pytest.importorskip("rlkernel_dmc")
+        with ParallelEnv(2, dmc.DMControlEnv, {"domain": "walker", "task": "walk"}) as env:
+            check_env_specs(env)
+
     def test_cartpole_swingup(self) -> None:
         factory = dmc_cartpole()
         with ParallelEnv(2, factory) as env:
