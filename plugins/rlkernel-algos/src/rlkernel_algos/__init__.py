@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 # Sub-packages served on first attribute access. ``objectives`` (the losses) is found the
 # same way as the others, so that each sub-package can be added without editing this file.
-_SUBPACKAGES = ("modules", "value", "objectives")
+_SUBPACKAGES = ("modules", "value", "objectives", "trainers", "loggers", "recipes")
 
 
 def __getattr__(name: str) -> ModuleType:
