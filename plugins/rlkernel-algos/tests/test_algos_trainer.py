@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 BATCH = 64
 
 
-def ppo_trainer(total: int, *, checkpoint_dir=None, interval=None, logger=None, seed: int = 0) -> Trainer:
+def ppo_trainer(total: int, *, checkpoint_dir=None, interval=None, logger=None, seed: int = 0, **options) -> Trainer:
     """PPO on CartPole (2 envs): GAE in batch_process, minibatches from a buffer (saved in checkpoints)."""
     torch.manual_seed(seed)
     env = make_env("gym:CartPole-v1", num_envs=2, seed=seed)
@@ -31,7 +31,7 @@ def ppo_trainer(total: int, *, checkpoint_dir=None, interval=None, logger=None, 
     collector = SyncDataCollector(env, actor, frames_per_batch=BATCH, total_frames=total)
     trainer = Trainer(collector, loss, optimizer, optim_steps_per_batch=4, clip_grad_norm=1.0, logger=logger,
                       log_interval=BATCH, checkpoint_dir=checkpoint_dir, checkpoint_interval=interval,
-                      progress_bar=False, seed=seed)
+                      progress_bar=False, seed=seed, **options)
     trainer.register_op("batch_process", torch.no_grad()(loss.value_estimator))
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(BATCH), sampler=SamplerWithoutReplacement(),
                                     batch_size=32)
@@ -204,6 +204,28 @@ def test_bad_arguments_are_trainer_errors():
         Trainer(*args, logger=object())
 
 
+def test_stop_at_return_ends_training_once_the_recent_mean_reaches_it():
+    trainer = ppo_trainer(40 * BATCH, stop_at_return=12.0, return_window=5)
+    metrics = trainer.train()
+    assert trainer.reached_target and metrics["reached_target"] == 1.0
+    assert len(trainer.returns.returns) == 5 and trainer.returns.mean_return >= 12.0
+    assert trainer.collected_frames < 40 * BATCH and metrics["frames"] == trainer.collected_frames
+    # one batch earlier, the criterion did not hold yet: training stopped at the first batch that met it
+    again = ppo_trainer(trainer.collected_frames - BATCH, return_window=5)
+    again.train()
+    assert len(again.returns.returns) < 5 or again.returns.mean_return < 12.0
+
+
+def test_an_unreached_stop_at_return_trains_for_all_frames():
+    trainer = ppo_trainer(3 * BATCH, stop_at_return=10_000.0)
+    metrics = trainer.train()
+    assert trainer.collected_frames == 3 * BATCH and metrics["reached_target"] == 0.0
+    with pytest.raises(TrainerError, match="stop_at_return must be a finite number"):
+        ppo_trainer(BATCH, stop_at_return=float("nan"))
+    with pytest.raises(TrainerError, match="return_window must be"):
+        ppo_trainer(BATCH, return_window=0)
+
+
 def test_a_loss_without_loss_terms_is_reported():
     trainer = ppo_trainer(BATCH)
     trainer.register_op("post_loss", lambda losses: losses.select("entropy"))
@@ -218,8 +240,8 @@ def test_return_tracker_sums_rewards_like_reward_sum():
     from_sum, from_rewards = EpisodeReturnTracker(window=1000), EpisodeReturnTracker(window=1000)
     found_sum, found_rewards = [], []
     for batch in collector:
-        found_sum += sorted(from_sum.update(batch))
-        found_rewards += sorted(from_rewards.update(batch.exclude(("next", "episode_reward"))))
+        found_sum += from_sum.update(batch)
+        found_rewards += from_rewards.update(batch.exclude(("next", "episode_reward")))
     assert found_sum == found_rewards and len(found_sum) > 10
     assert from_rewards.mean_length == pytest.approx(from_rewards.mean_return)  # CartPole: reward 1 per step
 

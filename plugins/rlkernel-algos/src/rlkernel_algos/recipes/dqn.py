@@ -86,6 +86,8 @@ class DQNConfig:
     """Checkpoint every this many frames (and at the end)."""
     progress_bar: bool = True
     """Show a progress bar with frames/s and the recent return."""
+    stop_at_return: float | None = None
+    """Stop early once the mean return of the last 20 training episodes reaches this (None: never)."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {}
@@ -136,6 +138,7 @@ def train(config: DQNConfig, run_dir: str | Path) -> dict[str, float]:
         optim_start_frames=config.learning_starts, clip_grad_norm=config.max_grad_norm, logger=run.logger,
         log_interval=config.log_interval, checkpoint_dir=run.checkpoints,
         checkpoint_interval=config.checkpoint_interval, progress_bar=config.progress_bar, seed=config.seed,
+        stop_at_return=config.stop_at_return,
     )
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
     ReplayBufferHook(buffer).register(trainer)

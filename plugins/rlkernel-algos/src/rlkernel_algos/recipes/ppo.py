@@ -75,6 +75,8 @@ class PPOConfig:
     """Checkpoint every this many frames (and at the end)."""
     progress_bar: bool = True
     """Show a progress bar with frames/s and the recent return."""
+    stop_at_return: float | None = None
+    """Stop early once the mean return of the last 20 training episodes reaches this (None: never)."""
 
 
 #: Environment-specific values; the CartPole defaults also solve gym:InvertedPendulum-v5.
@@ -126,6 +128,7 @@ def train(config: PPOConfig, run_dir: str | Path) -> dict[str, float]:
         clip_grad_norm=config.max_grad_norm, logger=run.logger, log_interval=config.log_interval,
         checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
         progress_bar=config.progress_bar, seed=config.seed,
+        stop_at_return=config.stop_at_return,
     )
 
     # Hooks: anneal, compute the advantages of each batch, then shuffle it into minibatches.

@@ -74,6 +74,8 @@ class TD3Config:
     """Checkpoint every this many frames (and at the end)."""
     progress_bar: bool = True
     """Show a progress bar with frames/s and the recent return."""
+    stop_at_return: float | None = None
+    """Stop early once the mean return of the last 20 training episodes reaches this (None: never)."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {}
@@ -126,6 +128,7 @@ def train(config: TD3Config, run_dir: str | Path) -> dict[str, float]:
         optim_start_frames=config.learning_starts, logger=run.logger, log_interval=config.log_interval,
         checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
         progress_bar=config.progress_bar, seed=config.seed,
+        stop_at_return=config.stop_at_return,
     )
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
     ReplayBufferHook(buffer).register(trainer)

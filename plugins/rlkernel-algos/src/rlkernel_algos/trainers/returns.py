@@ -68,7 +68,11 @@ class EpisodeReturnTracker:
         done = _per_step(done, size).bool()
         summed = batch.get(EPISODE_REWARD, None)
         if summed is not None:
-            found = _per_step(summed, size)[done].tolist()
+            steps = size[-1]
+            flat_done = done.reshape(-1, steps)
+            ended = _per_step(summed, size).reshape(-1, steps)[flat_done]
+            # in the order the episodes ended, across sub-environments
+            found = ended[torch.nonzero(flat_done)[:, 1].argsort(stable=True)].tolist()
         else:
             reward = batch.get(REWARD, None)
             if reward is None:

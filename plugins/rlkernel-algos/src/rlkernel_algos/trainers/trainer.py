@@ -14,6 +14,7 @@ Checkpoints resume a run exactly: see :mod:`rlkernel_algos.trainers.state`.
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import time
@@ -83,6 +84,10 @@ class Trainer(CheckpointMixin):
         seed: seeds torch, numpy and ``random`` now (seed the networks' initialisation
             before building them), and the environment re-seeding at checkpoints.
         return_window: the recent return is the mean of this many last episodes.
+        stop_at_return: stop early, after the batch in which the mean return of the last
+            ``return_window`` finished episodes (at least that many have finished) reaches
+            this value; ``None``: train for ``total_frames``. ``reached_target`` says whether
+            it happened, and the final metrics hold ``reached_target`` (0 or 1).
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class Trainer(CheckpointMixin):
         progress_bar: bool = True,
         seed: int | None = None,
         return_window: int = 20,
+        stop_at_return: float | None = None,
     ) -> None:
         if not isinstance(loss_module, torch.nn.Module):
             raise TrainerError(f"Trainer: loss_module must be a torch.nn.Module, got {type(loss_module).__name__}")
@@ -153,7 +159,11 @@ class Trainer(CheckpointMixin):
             seed_everything(seed)
         self.hooks = HookTable()
         self.modules: dict[str, Any] = {}
-        self.returns = EpisodeReturnTracker(return_window)
+        self.returns = EpisodeReturnTracker(_count("return_window", return_window))
+        if stop_at_return is not None and not math.isfinite(float(stop_at_return)):
+            raise TrainerError(f"Trainer: stop_at_return must be a finite number or None, got {stop_at_return!r}")
+        self.stop_at_return = None if stop_at_return is None else float(stop_at_return)
+        self.reached_target = False
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
         # counters (saved in checkpoints)
         self.collected_frames = 0
@@ -213,6 +223,9 @@ class Trainer(CheckpointMixin):
                     and self.collected_frames < self.total_frames
                 ):
                     self.save_checkpoint()
+                if self._stop_return_met():
+                    self.reached_target = True
+                    break
             session = time.perf_counter() - session_start
             fps = (self.collected_frames - start_frames) / max(session, 1e-9)
             if self._logged_frames != self.collected_frames:
@@ -224,6 +237,15 @@ class Trainer(CheckpointMixin):
             if self.logger is not None and callable(getattr(self.logger, "flush", None)):
                 self.logger.flush()
         return self.final_metrics(fps)
+
+    def _stop_return_met(self) -> bool:
+        returns = self.returns
+        return (
+            self.stop_at_return is not None
+            and len(returns.returns) >= returns.window
+            and returns.mean_return is not None
+            and returns.mean_return >= self.stop_at_return
+        )
 
     def _next_batch(self) -> TensorDictBase | None:
         if self._iterator is None:
@@ -314,4 +336,6 @@ class Trainer(CheckpointMixin):
             out["fps"] = fps
         if self.returns.mean_return is not None:
             out["return"] = self.returns.mean_return
+        if self.stop_at_return is not None:
+            out["reached_target"] = float(self.reached_target)
         return out
