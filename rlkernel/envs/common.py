@@ -295,8 +295,12 @@ class EnvBase:
     def _merge_partial_reset(
         self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
     ) -> TensorDictBase:
-        merged = before.exclude(RESET, NEXT).copy()  # nested sub-TensorDicts must not be shared
         mask = mask.reshape(*self.batch_size, -1).any(-1) if mask.ndim > len(self.batch_size) else mask
+        if type(before) is TensorDict and type(after) is TensorDict:
+            merged_flat = self._merge_flat(before, after, mask)
+            if merged_flat is not None:
+                return merged_flat
+        merged = before.exclude(RESET, NEXT).copy()  # nested sub-TensorDicts must not be shared
         for key in after.keys(include_nested=True, leaves_only=True):
             new = after.get(key)
             old = before.get(key, None)
@@ -306,6 +310,29 @@ class EnvBase:
             m = mask.reshape(*mask.shape, *([1] * (new.ndim - mask.ndim)))
             merged.set(key, torch.where(m, new, old))
         return merged
+
+    @staticmethod
+    def _merge_flat(before: TensorDict, after: TensorDict, mask: torch.Tensor) -> TensorDict | None:
+        """:meth:`_merge_partial_reset` when every entry of ``after`` is a tensor at the root
+        (the usual case): one pass over plain dicts, ``None`` otherwise."""
+        new_entries = after._tensordict
+        if not all(type(value) is torch.Tensor for value in new_entries.values()):
+            return None
+        entries = {}
+        for key, value in before._tensordict.items():
+            if key == RESET or key == NEXT:
+                continue
+            # a nested sub-TensorDict is copied (shallow): the result must not share it
+            entries[key] = value if type(value) is torch.Tensor else value.copy()
+        ndim = mask.ndim
+        for key, new in new_entries.items():
+            old = entries.get(key)
+            if type(old) is not torch.Tensor:
+                entries[key] = new
+                continue
+            extra = new.ndim - ndim
+            entries[key] = torch.where(mask.view(*mask.shape, *((1,) * extra)) if extra else mask, new, old)
+        return TensorDict._new_unsafe(entries, batch_size=before.batch_size, device=before.device)
 
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Apply the action(s) in ``tensordict``; write the outcome under ``"next"``.
@@ -444,10 +471,12 @@ class EnvBase:
 
     def _any_done(self, td: TensorDictBase) -> torch.Tensor:
         """A bool tensor of shape ``batch_size``: which sub-environments are done."""
-        done = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
+        done: torch.Tensor | None = None
         for key in self._done_flag_keys():
-            value = td.get(key)
-            done = done | value.reshape(*self.batch_size, -1).any(-1)
+            value = td.get(key).reshape(*self.batch_size, -1).any(-1)
+            done = value if done is None else done | value
+        if done is None:
+            return torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
         return done
 
     def _done_flag_keys(self) -> list[NestedKey]:

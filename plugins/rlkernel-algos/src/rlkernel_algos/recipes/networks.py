@@ -64,8 +64,12 @@ def categorical_actor(env: EnvBase, cells: Sequence[int], activation: type[nn.Mo
     """``observation -> logits -> Categorical`` writing ``action`` (an index) and ``action_log_prob``."""
     net = mlp(observation_size(env), int(env.action_spec.n), cells, activation)
     module = TensorDictModule(net, in_keys=["observation"], out_keys=["logits"])
+    # validate_args=False: the logits come from the network and the actions from the actor or
+    # the collected batch (checked against the action spec by the env): torch's per-call
+    # argument checks would double the cost of building the distribution.
     return ProbabilisticActor(module, in_keys=["logits"], distribution_class=torch.distributions.Categorical,
-                              return_log_prob=True, spec=env.action_spec)
+                              distribution_kwargs={"validate_args": False}, return_log_prob=True,
+                              spec=env.action_spec)
 
 
 def tanh_normal_actor(env: EnvBase, cells: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> ProbabilisticActor:

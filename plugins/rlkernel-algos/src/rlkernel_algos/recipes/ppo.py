@@ -26,6 +26,7 @@ from rlkernel_algos.modules import ProbabilisticActor, ValueOperator
 from rlkernel_algos.objectives import ClipPPOLoss
 from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.networks import categorical_actor, is_discrete, state_value_critic, tanh_normal_actor
+from rlkernel_algos.recipes.optim import adam
 from rlkernel_algos.recipes.recipe import Recipe, round_frames
 from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
 from rlkernel_algos.trainers import ReplayBufferHook, Trainer
@@ -115,7 +116,7 @@ def train(config: PPOConfig, run_dir: str | Path) -> dict[str, float]:
                        entropy_bonus=config.entropy_coef > 0, critic_coef=config.critic_coef,
                        loss_critic_type="l2", normalize_advantage=True)
     loss.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=config.learning_rate, eps=1e-5)
+    optimizer = adam(loss.parameters(), config.learning_rate, eps=1e-5)
 
     # Collector: batches of num_envs * steps_per_env frames, sampled from the current policy.
     frames_per_batch = config.num_envs * config.steps_per_env
