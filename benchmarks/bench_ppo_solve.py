@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
             raise RuntimeError(f"bench_ppo_solve: the {side} side failed: {errors[0]['error']}")
         result[f"{side}_median_s"] = _median_seconds(found)
         result[f"{side}_solved"] = sum(bool(r.get("reached")) for r in found)
+        result[f"{side}_median_frames"] = statistics.median(r["frames"] for r in found)
+        result[f"{side}_median_fps"] = statistics.median(r["frames"] / r["seconds"] for r in found)
     ours = result["rlkernel_median_s"]
     for side in ("torchrl", "sb3"):
         theirs = result.get(f"{side}_median_s")

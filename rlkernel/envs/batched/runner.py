@@ -6,6 +6,12 @@ run: read the inputs from the slice, call the environment, check its output agai
 cached spec signature and write it into the slice. The input TensorDict (views of the
 slice) is built once and reused; if an environment sets or adds entries in it, a clean
 one is built for the next step.
+
+An environment may offer a faster step: a method ``_batched_step_fn(inputs, outputs)``
+that receives the slice's input views and its step-output views (dicts keyed like
+``_step``'s input and output) and returns a function of no argument that steps once,
+reading the former and writing exactly what ``_step`` would return into the latter --
+or ``None`` when it cannot (then ``_step`` is used). ``rlkernel_gym.GymWrapper`` has one.
 """
 
 from __future__ import annotations
@@ -60,11 +66,19 @@ class SubEnvRunner:
         self._reset_input = (
             TensorDict({reset[0][0]: reset[0][1]}, batch_size=self._batch_size) if reset else None
         )
+        self._direct = None
+        make_direct = getattr(env, "_batched_step_fn", None)
+        optional = layout.slot("next_state")
+        if callable(make_direct) and not optional:
+            self._direct = make_direct(dict(inputs), dict(layout.worker_views(flat, index, "next")))
         # numpy views of the step's done flags: the cheapest way to read a few bools
         self._done_flags = [view.numpy() for key, view in layout.worker_views(flat, index, "next") if _is_done(key)]
 
     def step(self) -> None:
         """Step with the inputs in the slice; write the outcome into the slice."""
+        if self._direct is not None:
+            self._direct()
+            return
         env = self.env
         td = self._input
         out = env._step(td)

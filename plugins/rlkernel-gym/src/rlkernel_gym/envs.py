@@ -37,7 +37,7 @@ measures it against plain gymnasium.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gymnasium
@@ -233,6 +233,54 @@ class GymWrapper(EnvBase):
         source[TRUNCATED] = torch.from_numpy(trunc.copy())
         source[DONE] = torch.from_numpy(done)
         return self._as_tensordict(source)
+
+    def _batched_step_fn(
+        self, inputs: Mapping[Any, torch.Tensor], outputs: Mapping[Any, torch.Tensor]
+    ) -> Callable[[], None] | None:
+        """A step that reads the action from ``inputs`` and writes into ``outputs``, for
+        :class:`~rlkernel.envs.batched.SerialEnv` and ``ParallelEnv`` workers.
+
+        ``inputs`` and ``outputs`` are the slice views of the batched buffer, keyed like
+        :meth:`_step`'s input and output. The function writes exactly what :meth:`_step`
+        returns (observation cast to its spec's dtype, reward, the three flags), without
+        building tensors or a TensorDict: a third of the per-step cost. Only for a plain
+        single CPU env with one observation and one action leaf at the root, no ``info``
+        keys and no pixels, when this class's ``_step`` is not overridden; ``None``
+        otherwise (the worker then calls :meth:`_step`).
+        """
+        obs_layout, act_layout = self._obs_layout, self._action_layout
+        simple = (
+            not self.is_vector and not self._has_info and not self.from_pixels and self._trusted_outputs
+            and obs_layout.single and act_layout.single and obs_layout.leaves[0].offset is None
+            and type(self)._step is GymWrapper._step
+        )
+        obs_key, act_key = obs_layout.keys[0][0], act_layout.keys[0][0]
+        wanted = {obs_key, REWARD, TERMINATED, TRUNCATED, DONE}
+        if not simple or set(outputs) != wanted or set(inputs) != {act_key}:
+            return None
+        action = inputs[act_key].numpy()
+        offset = act_layout.leaves[0].offset
+        obs, reward_out = outputs[obs_key].numpy(), outputs[REWARD].numpy()
+        term_out, trunc_out, done_out = (outputs[k].numpy() for k in (TERMINATED, TRUNCATED, DONE))
+        shape, gym_step, needs_reset = obs.shape, self.gym_env.step, self._needs_reset
+
+        def step() -> None:
+            if needs_reset[0]:
+                raise self._not_reset_error()
+            value, reward, terminated, truncated, _ = gym_step(action if offset is None else action + offset)
+            try:
+                obs[...] = np.reshape(value, shape)  # reshape: a wrong size is an error, not a broadcast
+            except ValueError:
+                raise EnvError(
+                    f"{type(self).__name__}._step: gymnasium returned an observation of shape "
+                    f"{np.shape(value)} for {obs_key!r}, whose spec has shape {shape}"
+                ) from None
+            reward_out[...] = reward
+            term, trunc = bool(terminated), bool(truncated)
+            term_out[...], trunc_out[...], done_out[...] = term, trunc, term or trunc
+            needs_reset[0] = term or trunc
+
+        return step
 
     def check_action(self, tensordict: TensorDictBase) -> None:
         """:meth:`EnvBase.check_action`, with a quick test per action first.

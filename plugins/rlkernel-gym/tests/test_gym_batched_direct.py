@@ -1,0 +1,110 @@
+"""GymWrapper's direct step in SerialEnv / ParallelEnv workers: same data as ``_step``, same errors."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from rlkernel.envs.batched import ParallelEnv, SerialEnv
+from rlkernel.errors import EnvError, WorkerError
+from rlkernel_gym import GymEnv, GymWrapper
+
+
+class NoDirectGymEnv(GymEnv):
+    """GymEnv without the direct step: the workers call ``_step``."""
+
+    def _batched_step_fn(self, inputs, outputs):
+        return None
+
+
+class DoubledRewardEnv(GymEnv):
+    """A subclass that changes ``_step``: the direct step must not bypass it."""
+
+    def _step(self, tensordict):
+        out = super()._step(tensordict)
+        out.set("reward", out.get("reward") * 2)
+        return out
+
+
+class WrongSizeEnv(gymnasium.Env):
+    """Declares a Box(3) observation and returns 4 numbers from step."""
+
+    observation_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(4, dtype=np.float32), 1.0, False, False, {}
+
+
+def _rollout(env_cls, env_id: str, steps: int = 120):
+    env = SerialEnv(3, partial(env_cls, env_id, max_episode_steps=50))
+    env.set_seed(7)
+    torch.manual_seed(0)
+    try:
+        return env.rollout(steps, break_when_any_done=False), env
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "MountainCar-v0"])
+def test_direct_step_gives_the_same_rollout_as_step(env_id):
+    direct, env = _rollout(GymEnv, env_id)
+    assert all(runner._direct is not None for runner in env._runners)
+    plain, plain_env = _rollout(NoDirectGymEnv, env_id)
+    assert all(runner._direct is None for runner in plain_env._runners)
+    assert direct["next", "done"].any()  # the rollout crosses resets
+    assert (direct == plain).all()
+
+
+def test_a_subclass_overriding_step_is_not_bypassed():
+    rollout, env = _rollout(DoubledRewardEnv, "CartPole-v1", steps=10)
+    assert all(runner._direct is None for runner in env._runners)
+    assert (rollout["next", "reward"] == 2).all()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [partial(GymEnv, "CartPole-v1", num_envs=2), partial(GymEnv, "CartPole-v1", from_pixels=True)],
+    ids=["vector", "pixels"],
+)
+def test_no_direct_step_for_vector_or_pixel_envs(make):
+    env = make()
+    try:
+        views = {key: torch.zeros(()) for key in ("observation", "reward", "terminated", "truncated", "done")}
+        assert env._batched_step_fn({"action": torch.zeros((), dtype=torch.int64)}, views) is None
+    finally:
+        env.close()
+
+
+def test_a_wrong_observation_size_is_an_error_naming_the_key():
+    env = SerialEnv(2, lambda: GymWrapper(WrongSizeEnv()))
+    try:
+        env.reset()
+        assert all(runner._direct is not None for runner in env._runners)
+        with pytest.raises(EnvError, match=r"shape \(4,\) for 'observation', whose spec has shape \(3,\)"):
+            env.step(env.rand_action(env.reset()))
+    finally:
+        env.close()
+
+
+def test_parallel_workers_use_the_direct_step_and_report_a_step_past_the_end():
+    with ParallelEnv(2, partial(GymEnv, "CartPole-v1")) as env:
+        env.set_seed(0)
+        td = env.reset()
+        for _ in range(500):  # step until some episode ends, without resetting
+            td = env.rand_action(td)
+            env.step(td)
+            if td["next", "done"].any():
+                break
+            td = td["next"].exclude("reward")
+        with pytest.raises(WorkerError, match=r"worker \d .*the episode has ended.*call reset\(\) first"):
+            env.step(env.rand_action(td["next"].exclude("reward")))
