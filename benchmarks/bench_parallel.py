@@ -15,8 +15,9 @@ Start-up is measured in fresh interpreters (construction plus the first reset), 
 * ``gymnasium_async``: AsyncVectorEnv(8) with its default start method (``fork``).
 
 ``sub_env_step_us`` is the in-process cost of one step of the environment each worker
-runs (``rlkernel_gym.GymEnv._step`` against gymnasium's ``env.step``), which bounds what
-the batching can do.
+runs: ``rlkernel_gym.GymEnv._step`` (which builds a TensorDict), the direct step the
+workers use (``GymEnv._batched_step_fn``: writes into preallocated tensors), and
+gymnasium's ``env.step``. It bounds what the batching can do.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _gym_loop(env):
 
 
 def _sub_env_step_us(num_steps: int) -> dict[str, float]:
-    """In-process cost of one step: rlkernel_gym.GymEnv._step against gymnasium's step."""
+    """In-process cost of one step: GymEnv._step, GymEnv's direct worker step, gymnasium's step."""
     import gymnasium as gym
     import torch
     from tensordict import TensorDict
@@ -132,15 +133,27 @@ def _sub_env_step_us(num_steps: int) -> dict[str, float]:
             if ours._step(action)["done"].any():
                 ours.reset()
 
+    outputs = {key: torch.zeros_like(value) for key, value in ours._step(action).items()}
+    direct = ours._batched_step_fn({"action": action["action"]}, outputs)
+    ours.reset()
+
+    def direct_loop() -> None:
+        done = outputs["done"].numpy()
+        for _ in range(num_steps):
+            direct()
+            if done[0]:
+                ours.reset()
+
     def theirs_loop() -> None:
         for _ in range(num_steps):
             _, _, terminated, truncated, _ = theirs.step(1)
             if terminated or truncated:
                 theirs.reset()
 
-    times: dict[str, list[float]] = {"rlkernel_gym": [], "gymnasium": []}
+    times: dict[str, list[float]] = {"rlkernel_gym": [], "rlkernel_gym_direct": [], "gymnasium": []}
     for _ in range(5):
-        for name, loop in (("rlkernel_gym", ours_loop), ("gymnasium", theirs_loop)):
+        for name, loop in (("rlkernel_gym", ours_loop), ("rlkernel_gym_direct", direct_loop),
+                           ("gymnasium", theirs_loop)):
             start = time.perf_counter()
             loop()
             times[name].append(1e6 * (time.perf_counter() - start) / num_steps)
