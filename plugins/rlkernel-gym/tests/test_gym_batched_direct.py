@@ -108,3 +108,14 @@ def test_parallel_workers_use_the_direct_step_and_report_a_step_past_the_end():
             td = td["next"].exclude("reward")
         with pytest.raises(WorkerError, match=r"worker \d .*the episode has ended.*call reset\(\) first"):
             env.step(env.rand_action(td["next"].exclude("reward")))
+
+
+def test_a_transformed_gym_env_in_a_worker_keeps_its_transforms():
+    from rlkernel.transforms import RewardScaling, TransformedEnv
+
+    env = SerialEnv(2, lambda: TransformedEnv(GymEnv("CartPole-v1"), RewardScaling(loc=0.0, scale=3.0)))
+    try:
+        assert all(runner._direct is None for runner in env._runners)
+        assert (env.rollout(5, break_when_any_done=False)["next", "reward"] == 3).all()
+    finally:
+        env.close()
