@@ -89,6 +89,7 @@ class Stepper:
         self._carry: list[tuple[tuple[str, ...], int]] = []
         self._done_index: list[int] = []
         self._all_done_index: list[int] = []
+        self._into: tuple | None = None
 
     def set_traj_layout(self, offset: int, stride: int) -> None:
         """Make ids ``local * stride + offset`` (one id space per worker); renews the ids."""
@@ -143,7 +144,13 @@ class Stepper:
                 first_root = root.clone()
             if check and env.check_actions:
                 env.check_action(root)
-            out, nxt = self._complete(env._step(root))
+            into = self._into
+            if into is None:
+                out, nxt = self._complete(env._step(root))
+            else:  # the env writes straight into fixed output tensors (see _bind_step_into)
+                step_into, inputs, action_path, nxt = into
+                inputs[action_path[0]] = gather(root, (action_path,))[0]
+                step_into()
         else:
             root = env.step(root)
             out = root.get(NEXT)
@@ -275,5 +282,31 @@ class Stepper:
             buffer.set_shifted([(r, carried[path]) for r, path in enumerate(root_paths) if path in carried])
         self._shift = bool(buffer._shifted)
         self._partial_root_paths = [root_paths[i] for i in buffer.partial_root_indices]
+        self._into = self._bind_step_into(root, out)
         self.buffer = buffer
         return buffer
+
+    def _bind_step_into(self, root: TensorDictBase, out: TensorDictBase) -> tuple | None:
+        """The environment's direct step, when it has one (``env._step_into_fn``, e.g.
+        ``rlkernel_gym.GymWrapper``): it reads the action and writes the step's outputs
+        into tensors allocated here, which then serve as the step's ``"next"`` values (the
+        buffer copies them; the root holds them until the next step overwrites them, after
+        the policy read them). Not with truncation by ``max_frames_per_traj`` (it edits the
+        output) or when ``env.step`` is overridden; ``None`` then, or when the env has none.
+        """
+        make = getattr(self.env, "_step_into_fn", None)
+        action_keys = self.env.action_keys
+        if not callable(make) or not self._direct_step or self.max_frames_per_traj is not None:
+            return None
+        if len(action_keys) != 1 or any(len(path) != 1 for path in self._next_paths):
+            return None
+        action_path = as_path(action_keys[0])
+        action = gather(root, (action_path,))[0]
+        if len(action_path) != 1 or action is None:
+            return None
+        outputs = {path[0]: torch.zeros_like(out.get(path)) for path in self._next_paths}
+        inputs = {action_path[0]: action}
+        step_into = make(inputs, outputs)
+        if step_into is None:
+            return None
+        return step_into, inputs, action_path, [outputs[path[0]] for path in self._next_paths]

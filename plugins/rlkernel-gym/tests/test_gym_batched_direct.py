@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from tensordict import TensorDict
 
 from rlkernel.envs.batched import ParallelEnv, SerialEnv
 from rlkernel.errors import EnvError, WorkerError
@@ -18,7 +19,7 @@ from rlkernel_gym import GymEnv, GymWrapper
 class NoDirectGymEnv(GymEnv):
     """GymEnv without the direct step: the workers call ``_step``."""
 
-    def _batched_step_fn(self, inputs, outputs):
+    def _step_into_fn(self, inputs, outputs):
         return None
 
 
@@ -73,14 +74,14 @@ def test_a_subclass_overriding_step_is_not_bypassed():
 
 @pytest.mark.parametrize(
     "make",
-    [partial(GymEnv, "CartPole-v1", num_envs=2), partial(GymEnv, "CartPole-v1", from_pixels=True)],
-    ids=["vector", "pixels"],
+    [partial(GymEnv, "CartPole-v1", from_pixels=True)],
+    ids=["pixels"],
 )
-def test_no_direct_step_for_vector_or_pixel_envs(make):
+def test_no_direct_step_for_pixel_envs(make):
     env = make()
     try:
         views = {key: torch.zeros(()) for key in ("observation", "reward", "terminated", "truncated", "done")}
-        assert env._batched_step_fn({"action": torch.zeros((), dtype=torch.int64)}, views) is None
+        assert env._step_into_fn({"action": torch.zeros((), dtype=torch.int64)}, views) is None
     finally:
         env.close()
 
@@ -119,3 +120,55 @@ def test_a_transformed_gym_env_in_a_worker_keeps_its_transforms():
         assert (env.rollout(5, break_when_any_done=False)["next", "reward"] == 3).all()
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_direct_step_of_a_vector_env_writes_what_step_returns(env_id):
+    plain, direct = GymEnv(env_id, num_envs=4), GymEnv(env_id, num_envs=4)
+    try:
+        for env in (plain, direct):
+            env.set_seed(3)
+            env.reset()
+        keys = ("observation", "reward", "terminated", "truncated", "done")
+        outputs = {key: value.clone() for key, value in plain.fake_tensordict()["next"].items() if key in keys}
+        inputs = {"action": plain.full_action_spec.zero()["action"]}
+        step = direct._step_into_fn(inputs, outputs)
+        assert step is not None
+        resets = 0
+        for _ in range(300):
+            action = plain.full_action_spec.rand()
+            expected = plain._step(action.clone())
+            inputs["action"] = action["action"]
+            step()
+            for key in keys:
+                assert torch.equal(outputs[key], expected[key]), key
+            done = expected["done"]
+            if done.any():
+                resets += 1
+                for env in (plain, direct):
+                    env.reset(TensorDict({"_reset": done.clone()}, [4]))
+        assert resets > 0
+        with pytest.raises(EnvError, match=r"sub-environment\(s\) \[\d.*were not reset"):
+            while not outputs["done"].any():
+                step()
+            step()
+    finally:
+        plain.close()
+        direct.close()
+
+
+@pytest.mark.parametrize("num_envs", [None, 4])
+def test_a_collector_steps_gym_envs_directly_with_the_same_batches(num_envs):
+    from rlkernel.collectors import SyncDataCollector
+
+    batches = {}
+    for cls in (GymEnv, NoDirectGymEnv):
+        env = cls("CartPole-v1", num_envs=num_envs)
+        collector = SyncDataCollector(env, None, frames_per_batch=200, total_frames=600, seed=5)
+        batches[cls] = list(collector)
+        assert (collector._stepper._into is not None) == (cls is GymEnv)
+        collector.shutdown()
+    direct, plain = batches[GymEnv], batches[NoDirectGymEnv]
+    assert sum(int(batch["next", "done"].sum()) for batch in direct) > 3  # across resets
+    for a, b in zip(direct, plain, strict=True):
+        assert (a == b).all()

@@ -7,7 +7,7 @@ cached spec signature and write it into the slice. The input TensorDict (views o
 slice) is built once and reused; if an environment sets or adds entries in it, a clean
 one is built for the next step.
 
-An environment may offer a faster step: a method ``_batched_step_fn(inputs, outputs)``
+An environment may offer a faster step: a method ``_step_into_fn(inputs, outputs)``
 that receives the slice's input views and its step-output views (dicts keyed like
 ``_step``'s input and output) and returns a function of no argument that steps once,
 reading the former and writing exactly what ``_step`` would return into the latter --
@@ -67,7 +67,7 @@ class SubEnvRunner:
             TensorDict({reset[0][0]: reset[0][1]}, batch_size=self._batch_size) if reset else None
         )
         self._direct = None
-        make_direct = getattr(env, "_batched_step_fn", None)
+        make_direct = getattr(env, "_step_into_fn", None)
         optional = layout.slot("next_state")
         if callable(make_direct) and not optional:
             self._direct = make_direct(dict(inputs), dict(layout.worker_views(flat, index, "next")))

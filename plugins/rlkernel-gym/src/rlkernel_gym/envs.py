@@ -234,51 +234,61 @@ class GymWrapper(EnvBase):
         source[DONE] = torch.from_numpy(done)
         return self._as_tensordict(source)
 
-    def _batched_step_fn(
+    def _step_into_fn(
         self, inputs: Mapping[Any, torch.Tensor], outputs: Mapping[Any, torch.Tensor]
     ) -> Callable[[], None] | None:
-        """A step that reads the action from ``inputs`` and writes into ``outputs``, for
-        :class:`~rlkernel.envs.batched.SerialEnv` and ``ParallelEnv`` workers.
+        """A step that reads the action from ``inputs`` and writes into ``outputs``, used by
+        the batched envs' workers and by the collectors.
 
-        ``inputs`` and ``outputs`` are the slice views of the batched buffer, keyed like
-        :meth:`_step`'s input and output. The function writes exactly what :meth:`_step`
-        returns (observation cast to its spec's dtype, reward, the three flags), without
-        building tensors or a TensorDict: a third of the per-step cost. Only for a plain
-        single CPU env with one observation and one action leaf at the root, no ``info``
-        keys and no pixels, when this class's ``_step`` is not overridden; ``None``
-        otherwise (the worker then calls :meth:`_step`).
+        ``inputs`` maps the action key to the action tensor (read at each call: the caller
+        may put a new tensor there between calls); ``outputs`` maps every key of
+        :meth:`_step`'s output to a preallocated tensor of its spec's shape and dtype. The
+        function writes exactly what :meth:`_step` returns (observation cast to its spec's
+        dtype, reward, the three flags) without building tensors or a TensorDict, in about
+        half the time. Only for a CPU env with one observation and one action leaf at the
+        root, no ``info`` keys and no pixels, when this class's ``_step`` is not overridden
+        (by a subclass or on the instance); ``None`` otherwise (the caller then uses :meth:`_step`).
         """
         obs_layout, act_layout = self._obs_layout, self._action_layout
         simple = (
-            not self.is_vector and not self._has_info and not self.from_pixels and self._trusted_outputs
+            not self._has_info and not self.from_pixels and self._trusted_outputs
             and obs_layout.single and act_layout.single and obs_layout.leaves[0].offset is None
-            and type(self)._step is GymWrapper._step
+            and type(self)._step is GymWrapper._step and "_step" not in vars(self)  # not overridden, nor patched
         )
         obs_key, act_key = obs_layout.keys[0][0], act_layout.keys[0][0]
         wanted = {obs_key, REWARD, TERMINATED, TRUNCATED, DONE}
         if not simple or set(outputs) != wanted or set(inputs) != {act_key}:
             return None
-        action = inputs[act_key].numpy()
         offset = act_layout.leaves[0].offset
         obs, reward_out = outputs[obs_key].numpy(), outputs[REWARD].numpy()
         term_out, trunc_out, done_out = (outputs[k].numpy() for k in (TERMINATED, TRUNCATED, DONE))
-        shape, gym_step, needs_reset = obs.shape, self.gym_env.step, self._needs_reset
+        obs_shape, flags_shape = obs.shape, self._flags_shape
+        gym_step, needs_reset, vector = self.gym_env.step, self._needs_reset, self.is_vector
 
         def step() -> None:
-            if needs_reset[0]:
+            if needs_reset.any():
                 raise self._not_reset_error()
+            action = inputs[act_key]
+            action = action.numpy() if action.is_cpu and not action.requires_grad else action.detach().cpu().numpy()
             value, reward, terminated, truncated, _ = gym_step(action if offset is None else action + offset)
             try:
-                obs[...] = np.reshape(value, shape)  # reshape: a wrong size is an error, not a broadcast
+                obs[...] = np.reshape(value, obs_shape)  # reshape: a wrong size is an error, not a broadcast
             except ValueError:
                 raise EnvError(
                     f"{type(self).__name__}._step: gymnasium returned an observation of shape "
-                    f"{np.shape(value)} for {obs_key!r}, whose spec has shape {shape}"
+                    f"{np.shape(value)} for {obs_key!r}, whose spec has shape {obs_shape}"
                 ) from None
-            reward_out[...] = reward
-            term, trunc = bool(terminated), bool(truncated)
-            term_out[...], trunc_out[...], done_out[...] = term, trunc, term or trunc
-            needs_reset[0] = term or trunc
+            if vector:
+                reward_out[...] = np.reshape(reward, flags_shape)
+                term_out[...] = np.reshape(terminated, flags_shape)
+                trunc_out[...] = np.reshape(truncated, flags_shape)
+                np.logical_or(term_out, trunc_out, out=done_out)
+                needs_reset[:] = done_out[:, 0]
+            else:
+                reward_out[...] = reward
+                term, trunc = bool(terminated), bool(truncated)
+                term_out[...], trunc_out[...], done_out[...] = term, trunc, term or trunc
+                needs_reset[0] = term or trunc
 
         return step
 
