@@ -46,6 +46,33 @@ class WrongSizeEnv(gymnasium.Env):
         return np.zeros(4, dtype=np.float32), 1.0, False, False, {}
 
 
+class EchoActionEnv(gymnasium.Env):
+    """Observes the action it was given (a ``Discrete(3, start=-1)``: -1, 0 or 1)."""
+
+    observation_space = spaces.Box(-2.0, 2.0, shape=(1,), dtype=np.float32)
+    action_space = spaces.Discrete(3, start=-1)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        return np.array([action], dtype=np.float32), float(action), False, False, {}
+
+
+def test_a_discrete_action_with_a_start_reaches_gymnasium_with_its_offset():
+    env = SerialEnv(2, lambda: GymWrapper(EchoActionEnv()))
+    try:
+        assert all(runner._direct is not None for runner in env._runners)
+        rollout = env.rollout(30)
+        sent = rollout["action"].float() - 1  # rlkernel's categories are 0-based
+        assert (rollout["next", "observation"].squeeze(-1) == sent).all()
+        assert set(sent.unique().tolist()) == {-1.0, 0.0, 1.0}
+    finally:
+        env.close()
+
+
 def _rollout(env_cls, env_id: str, steps: int = 120):
     env = SerialEnv(3, partial(env_cls, env_id, max_episode_steps=50))
     env.set_seed(7)

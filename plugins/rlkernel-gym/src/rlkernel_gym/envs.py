@@ -264,13 +264,20 @@ class GymWrapper(EnvBase):
         term_out, trunc_out, done_out = (outputs[k].numpy() for k in (TERMINATED, TRUNCATED, DONE))
         obs_shape, flags_shape = obs.shape, self._flags_shape
         gym_step, needs_reset, vector = self.gym_env.step, self._needs_reset, self.is_vector
+        # a single Discrete action goes to gymnasium as a Python int (its fastest check)
+        as_int = not vector and isinstance(self.gym_env.action_space, gymnasium.spaces.Discrete)
+        start = 0 if offset is None else int(offset)
 
         def step() -> None:
-            if needs_reset.any():
+            if needs_reset[0] if not vector else needs_reset.any():
                 raise self._not_reset_error()
             action = inputs[act_key]
-            action = action.numpy() if action.is_cpu and not action.requires_grad else action.detach().cpu().numpy()
-            value, reward, terminated, truncated, _ = gym_step(action if offset is None else action + offset)
+            if as_int:
+                action = int(action.item()) + start
+            else:
+                action = action.numpy() if action.is_cpu and not action.requires_grad else action.detach().cpu().numpy()
+                action = action if offset is None else action + offset
+            value, reward, terminated, truncated, _ = gym_step(action)
             try:
                 obs[...] = np.reshape(value, obs_shape)  # reshape: a wrong size is an error, not a broadcast
             except ValueError:
