@@ -199,3 +199,31 @@ def test_a_collector_steps_gym_envs_directly_with_the_same_batches(num_envs):
     assert sum(int(batch["next", "done"].sum()) for batch in direct) > 3  # across resets
     for a, b in zip(direct, plain, strict=True):
         assert (a == b).all()
+
+
+def test_vector_maybe_reset_in_one_pass_equals_the_generic_merge():
+    from rlkernel.envs import EnvBase
+
+    fast, generic = GymEnv("CartPole-v1", num_envs=6), GymEnv("CartPole-v1", num_envs=6)
+    try:
+        roots = []
+        for env in (fast, generic):
+            env.set_seed(11)
+            roots.append(env.reset())
+        torch.manual_seed(0)
+        resets = 0
+        for _ in range(200):
+            action = fast.full_action_spec.rand()
+            outs = []
+            for env, root in zip((fast, generic), roots):
+                td = root.clone().update(action)
+                td.set("extra", torch.arange(6.0))  # a key of the caller's, carried over
+                outs.append(env.step(td)["next"].set("extra", td["extra"]))
+            assert (outs[0] == outs[1]).all()
+            resets += int(outs[0]["done"].any())
+            roots = [fast.maybe_reset(outs[0]), EnvBase.maybe_reset(generic, outs[1])]
+            assert roots[0].keys() == roots[1].keys() and (roots[0] == roots[1]).all()
+        assert resets > 10
+    finally:
+        fast.close()
+        generic.close()

@@ -48,7 +48,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from rlkernel.envs import EnvBase
 from rlkernel.envs.common import Policy
-from rlkernel.envs.step import DONE, RESET, REWARD, TERMINATED, TRUNCATED
+from rlkernel.envs.step import DONE, NEXT, RESET, REWARD, TERMINATED, TRUNCATED
 from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import TensorSpec
 from rlkernel_gym.info import InfoReader, infer_info_specs
@@ -142,6 +142,11 @@ class GymWrapper(EnvBase):
         self._complete_output: TensorDictBase | None = None
         self._own_outputs = type(self)._step is GymWrapper._step and type(self)._reset is GymWrapper._reset
         self._action_checks: QuickActionCheck | None = None
+        # maybe_reset in one pass (see there): a vector env whose outputs are the observation
+        # and the three flags, none nested, with this class's _reset and _step
+        self._plain_vector_reset = (
+            is_vector and self._own_outputs and self._trusted_outputs and self._flat_outputs and not self._has_info
+        )
 
     # ------------------------------------------------------------------ construction helpers
     def _info_specs(self, info_keys: InfoKeys) -> dict[str, TensorSpec]:
@@ -194,6 +199,32 @@ class GymWrapper(EnvBase):
         source[TRUNCATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
         source[DONE] = torch.from_numpy(np.zeros(shape, dtype=bool))
         return self._as_tensordict(source)
+
+    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """:meth:`EnvBase.maybe_reset`; for a plain vector env, in one pass.
+
+        gymnasium's masked reset returns the observations of every sub-env (the current one
+        where no reset happened) and the sub-envs that were not reset were not done (their
+        flags are all False), so the new root is the old one with gymnasium's observations
+        and cleared flags: no per-entry merge, same result.
+        """
+        if not self._plain_vector_reset or type(tensordict) is not TensorDict or "_reset" in vars(self):
+            return super().maybe_reset(tensordict)
+        rows = self._any_done(tensordict).numpy()
+        if not rows.any():
+            return tensordict
+        self._assert_open()
+        obs, _ = self._gym_reset(None if rows.all() else rows.copy())
+        entries = {}
+        for key, value in tensordict._tensordict.items():
+            if key != NEXT and key != RESET:  # a nested sub-TensorDict is copied: the result must not share it
+                entries[key] = value if type(value) is torch.Tensor else value.copy()
+        self._obs_layout.source(obs, entries)
+        shape = self._flags_shape
+        entries[TERMINATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
+        entries[TRUNCATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
+        entries[DONE] = torch.from_numpy(np.zeros(shape, dtype=bool))
+        return TensorDict._new_unsafe(entries, batch_size=self.batch_size, device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         if self.is_vector:
