@@ -16,7 +16,7 @@ Start-up is measured in fresh interpreters (construction plus the first reset), 
 
 ``sub_env_step_us`` is the in-process cost of one step of the environment each worker
 runs: ``rlkernel_gym.GymEnv._step`` (which builds a TensorDict), the direct step the
-workers use (``GymEnv._batched_step_fn``: writes into preallocated tensors), and
+workers use (``GymEnv._step_into_fn``: writes into preallocated tensors), and
 gymnasium's ``env.step``. It bounds what the batching can do.
 """
 
@@ -134,7 +134,7 @@ def _sub_env_step_us(num_steps: int) -> dict[str, float]:
                 ours.reset()
 
     outputs = {key: torch.zeros_like(value) for key, value in ours._step(action).items()}
-    direct = ours._batched_step_fn({"action": action["action"]}, outputs)
+    direct = ours._step_into_fn({"action": action["action"]}, outputs)
     ours.reset()
 
     def direct_loop() -> None:

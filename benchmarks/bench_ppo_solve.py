@@ -93,7 +93,7 @@ def _median_seconds(records: list[dict]) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="bench_ppo_solve", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="target 60, one seed, 20k frames")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--max-frames", type=int, default=100_000)
     parser.add_argument("--torchrl-python", default=torchrl_python(), help="interpreter with TorchRL and SB3")

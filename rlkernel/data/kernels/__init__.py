@@ -12,7 +12,10 @@ pure-torch ones as ``sum_tree:torch`` and ``min_tree:torch``; a compiled plugin 
 * sum trees: ``total() -> float`` and ``find_prefixsum(mass: Tensor[k]) -> LongTensor[k]``,
   for each mass ``m`` in ``[0, total)`` the smallest ``i`` with ``sum(leaves[:i + 1]) > m``
   (the last non-zero leaf when rounding pushes ``m`` past the end);
-* min trees: ``min() -> float`` (leaves never written hold ``+inf``).
+* min trees: ``min() -> float`` (leaves never written hold ``+inf``);
+* optionally, sum trees: ``find_with_values(mass) -> (LongTensor[k], Tensor[k])``, the
+  index ``find_prefixsum`` gives and the values ``get`` gives for it, in one call (the
+  prioritized sampler uses it when present: one pass over the tree instead of two).
 
 :func:`get_tree_kernel` picks one implementation, following ``RLKERNEL_KERNELS``::
 

@@ -155,6 +155,14 @@ class SumTree(_SegmentTree):
         A mass at or above the total (or NaN) lands on the last non-zero leaf, and so does
         one that rounding sends onto a zero leaf past it (index 0 when all leaves are 0).
         """
+        return self._descend(mass)[0]
+
+    def find_with_values(self, mass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``find_prefixsum(mass)`` and the values of the leaves found (``get`` of that
+        index), in one pass."""
+        return self._descend(mass)
+
+    def _descend(self, mass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = mass.reshape(-1).to(self.dtype, copy=True)
         node = torch.ones(m.shape, dtype=torch.long)
         left = torch.empty_like(m)
@@ -166,15 +174,17 @@ class SumTree(_SegmentTree):
             m.sub_(left.mul_(right))  # m - left going right, m - 0 going left (exact)
             torch.add(right, node, alpha=2, out=node)
         found = node - self._size
+        value = self._tree.index_select(0, node)
         # The rule's final clamp, min(i, last non-zero leaf), can only change a result on a
         # zero leaf, or a NaN mass (which the loop above sent left instead of right).
-        stray = (self._tree.index_select(0, node) <= 0) | m.isnan()
+        stray = (value <= 0) | m.isnan()
         if bool(stray.any()):
             nonzero = (self._leaves > 0).nonzero()
             last = int(nonzero[-1, 0]) if nonzero.numel() else 0
             found[stray] = found[stray].clamp(max=last)
             found[m.isnan()] = last
-        return found
+            value = self._leaves.index_select(0, found)
+        return found, value
 
 
 class MinTree(_SegmentTree):

@@ -16,6 +16,9 @@ from rlkernel.data.storages.layout import dtype_from_name
 
 __all__ = ["PrioritizedSampler", "check_priorities"]
 
+#: Dtypes for which ``empty().uniform_(0, t)`` draws exactly ``rand().mul_(t)``.
+_UNIFORM_DTYPES = (torch.float32, torch.float64)
+
 _REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "max": lambda p: p.amax(1),
     "min": lambda p: p.amin(1),
@@ -96,6 +99,8 @@ class PrioritizedSampler(Sampler):
         self._sum_tree = get_tree_kernel("sum_tree", kernel)(max_capacity, dtype)
         self._min_tree = get_tree_kernel("min_tree", kernel)(max_capacity, dtype)
         self._max_priority = 1.0
+        # (default priority, a tensor of it): reused by extend while both stay the same.
+        self._default_values: tuple[float, torch.Tensor] | None = None
 
     @property
     def default_priority(self) -> float:
@@ -110,17 +115,30 @@ class PrioritizedSampler(Sampler):
                 f"cannot sample: the priorities of the {len(storage)} stored rows sum to {total} "
                 "(all zero with eps=0, or overflowing the tree dtype)"
             )
-        mass = torch.rand(batch_size, dtype=self.dtype).mul_(total)
-        index = self._sum_tree.find_prefixsum(mass)
-        weight = torch.div(self._sum_tree.get(index), self._min_tree.min()).pow_(-self.beta)
+        if self.dtype in _UNIFORM_DTYPES:  # one op, the same numbers as rand().mul_(total)
+            mass = torch.empty(batch_size, dtype=self.dtype).uniform_(0.0, total)
+        else:
+            mass = torch.rand(batch_size, dtype=self.dtype).mul_(total)
+        tree = self._sum_tree
+        find_with_values = getattr(tree, "find_with_values", None)
+        if find_with_values is not None:
+            index, value = find_with_values(mass)
+        else:
+            index = tree.find_prefixsum(mass)
+            value = tree.get(index)
+        weight = torch.div(value, self._min_tree.min()).pow_(-self.beta)
         return index, {"_weight": weight}
 
     def extend(self, index: torch.Tensor) -> None:
         """New rows get :attr:`default_priority`."""
-        if index.numel():
-            value = torch.full((index.numel(),), self.default_priority, dtype=self.dtype)
-            self._sum_tree.update(index, value)
-            self._min_tree.update(index, value)
+        k = index.numel()
+        if k:
+            priority = self.default_priority
+            cached = self._default_values
+            if cached is None or cached[0] != priority or cached[1].numel() != k or cached[1].dtype != self.dtype:
+                cached = self._default_values = (priority, torch.full((k,), priority, dtype=self.dtype))
+            self._sum_tree.update(index, cached[1])
+            self._min_tree.update(index, cached[1])
 
     def add(self, index: int) -> None:
         """A new row gets :attr:`default_priority`."""
@@ -177,6 +195,7 @@ class PrioritizedSampler(Sampler):
         self._sum_tree = get_tree_kernel("sum_tree", self.kernel)(self.max_capacity, self.dtype)
         self._min_tree = get_tree_kernel("min_tree", self.kernel)(self.max_capacity, self.dtype)
         self._max_priority = 1.0
+        self._default_values = None
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters, the largest priority seen and every tree leaf."""

@@ -45,6 +45,8 @@ class Group:
     offsets: list[int] = field(default_factory=list)
     widths: list[int] = field(default_factory=list)
     shapes: list[tuple[int, ...]] = field(default_factory=list)
+    #: Whether each leaf's rows are flat already (``shape == (width,)``).
+    flat: list[bool] = field(default_factory=list)
 
     def add(self, position: int, shape: tuple[int, ...]) -> None:
         """Append the leaf at ``position`` (rows of ``shape``) to this buffer's columns."""
@@ -53,6 +55,7 @@ class Group:
         self.offsets.append(self.width)
         self.widths.append(width)
         self.shapes.append(shape)
+        self.flat.append(tuple(shape) == (width,))
         self.width += width
 
 
@@ -109,7 +112,8 @@ class Packing:
 
     def gather(self, buffers: Sequence[torch.Tensor], index: torch.Tensor) -> list[torch.Tensor]:
         """The rows ``index`` of every leaf, as contiguous tensors, in layout order: one
-        ``index_select`` per buffer, then one copy per leaf sharing a buffer."""
+        ``index_select`` per buffer, then one ``split_with_sizes_copy`` per shared buffer
+        (a single call making every leaf's contiguous copy)."""
         rows = index.numel()
         leaves: list[torch.Tensor] = [torch.empty(0)] * self.num_leaves
         for buffer, g in zip(buffers, self.groups):
@@ -117,7 +121,33 @@ class Packing:
             if len(g.positions) == 1:
                 leaves[g.positions[0]] = picked.view(rows, *g.shapes[0])
                 continue
-            for position, part, width, shape in zip(g.positions, picked.split(g.widths, 1), g.widths, g.shapes):
-                part = part.contiguous()
-                leaves[position] = part if shape == (width,) else part.view(rows, *shape)
+            parts = torch.split_with_sizes_copy(picked, g.widths, 1)
+            for position, part, shape, flat in zip(g.positions, parts, g.shapes, g.flat):
+                leaves[position] = part if flat else part.view(rows, *shape)
         return leaves
+
+    def write(
+        self,
+        buffers: Sequence[torch.Tensor],
+        views: Sequence[torch.Tensor],
+        leaves: Sequence[torch.Tensor],
+        start: int,
+        end: int,
+    ) -> None:
+        """Copy ``leaves`` (in layout order, ``end - start`` rows each) into the rows
+        ``start:end``: one ``torch.cat`` into each shared buffer's (contiguous) rows, a
+        plain copy for a leaf with a buffer of its own. ``views`` are :meth:`views`."""
+        rows = end - start
+        for buffer, g in zip(buffers, self.groups):
+            if len(g.positions) == 1:
+                views[g.positions[0]][start:end].copy_(leaves[g.positions[0]])
+                continue
+            parts = [
+                leaves[position] if flat else leaves[position].reshape(rows, width)
+                for position, width, flat in zip(g.positions, g.widths, g.flat)
+            ]
+            try:
+                torch.cat(parts, 1, out=buffer[start:end])
+            except RuntimeError:  # another device, autograd, overlapping memory: copy each leaf
+                for position in g.positions:
+                    views[position][start:end].copy_(leaves[position])

@@ -78,8 +78,8 @@ class TensorStorage(Storage):
             rows = index.numel()
             end = start + rows
             if end <= self.max_size:
-                for dst, src in zip(self._leaves, leaves):
-                    dst[start:end].copy_(src)
+                assert self._packing is not None
+                self._packing.write(self._buffers, self._leaves, leaves, start, end)
                 return
             head = self.max_size - start
             for dst, src in zip(self._leaves, leaves):

@@ -28,6 +28,12 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RLK_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define RLK_PREFETCH(address) ((void)(address))
+#endif
+
 namespace {
 
 // ---------------------------------------------------------------------------------
@@ -185,15 +191,58 @@ struct MinOp {
 
 // Writes the leaves in batch order (so the last duplicate wins), then recomputes every
 // ancestor of every written leaf from its two children.
+//
+// The walks up run in blocks of kUpdateBlock leaves, one level at a time for the whole
+// block: the loads of a level are independent of each other (they overlap in memory),
+// and the value just computed for a node is carried to its parent in a register instead
+// of being read back. A node reached by the previous walk of the block at the same level
+// (siblings, or a run of neighbouring leaves as a round-robin writer produces) is
+// recomputed once. Why this equals recomputing every ancestor of every leaf in batch
+// order: when a block recomputes a level, every node of the level below is final for the
+// leaves written so far (the block wrote them a level earlier, or an earlier block did,
+// or nothing below them changed), so each parent gets combine(left, right) of final
+// children, exactly as the node-by-node walk would give it.
+constexpr Py_ssize_t kUpdateBlock = 64;
+
 template <typename T, typename Op>
 void update_kernel(T *tree, Py_ssize_t leaves, const std::int64_t *index, const T *value,
                    Py_ssize_t k) {
     for (Py_ssize_t j = 0; j < k; ++j) {
         tree[leaves + index[j]] = value[j];
     }
-    for (Py_ssize_t j = 0; j < k; ++j) {
-        for (Py_ssize_t node = (leaves + index[j]) >> 1; node >= 1; node >>= 1) {
-            tree[node] = Op::combine(tree[2 * node], tree[2 * node + 1]);
+    if (leaves < 2) {
+        return;  // a one-leaf tree: the leaf is the root
+    }
+    Py_ssize_t node[kUpdateBlock];
+    T carried[kUpdateBlock];
+    for (Py_ssize_t start = 0; start < k; start += kUpdateBlock) {
+        const Py_ssize_t width = k - start < kUpdateBlock ? k - start : kUpdateBlock;
+        Py_ssize_t count = 0;
+        for (Py_ssize_t b = 0; b < width; ++b) {
+            const Py_ssize_t leaf = leaves + index[start + b];
+            if (count == 0 || node[count - 1] != leaf) {
+                node[count] = leaf;
+                carried[count] = tree[leaf];  // read after every write: the last duplicate's value
+                ++count;
+            }
+        }
+        while (node[0] > 1) {  // every node of the block is at the same depth
+            Py_ssize_t next = 0;
+            for (Py_ssize_t b = 0; b < count; ++b) {
+                const Py_ssize_t child = node[b];
+                const Py_ssize_t parent = child >> 1;
+                if (next > 0 && node[next - 1] == parent) {
+                    continue;  // already recomputed from the same (final) children
+                }
+                const T sibling = tree[child ^ 1];
+                const T combined = (child & 1) != 0 ? Op::combine(sibling, carried[b])
+                                                    : Op::combine(carried[b], sibling);
+                tree[parent] = combined;
+                node[next] = parent;
+                carried[next] = combined;
+                ++next;
+            }
+            count = next;
         }
     }
 }
@@ -218,21 +267,30 @@ Py_ssize_t last_nonzero_leaf(const T *tree, Py_ssize_t leaves) {
 }
 
 // The canonical descent (see the top of this file). Masses are processed in blocks that
-// walk the levels in lock step, so the memory loads of a block overlap.
+// walk the levels in lock step, so the memory loads of a block overlap; each step also
+// prefetches the four grandchildren of the node (one cache line), which hold the values
+// the next step reads whichever way it goes. ``values`` (may be null) receives the value
+// of each leaf found.
+constexpr Py_ssize_t kFindBlock = 32;
+
 template <typename T>
-void find_kernel(const T *tree, Py_ssize_t leaves, const T *mass, std::int64_t *out,
+void find_kernel(const T *tree, Py_ssize_t leaves, const T *mass, std::int64_t *out, T *values,
                  Py_ssize_t k) {
-    constexpr Py_ssize_t kBlock = 16;
     const Py_ssize_t last = last_nonzero_leaf(tree, leaves);
-    for (Py_ssize_t start = 0; start < k; start += kBlock) {
-        const Py_ssize_t width = k - start < kBlock ? k - start : kBlock;
-        Py_ssize_t node[kBlock];
-        T rest[kBlock];
+    for (Py_ssize_t start = 0; start < k; start += kFindBlock) {
+        const Py_ssize_t width = k - start < kFindBlock ? k - start : kFindBlock;
+        Py_ssize_t node[kFindBlock];
+        T rest[kFindBlock];
         for (Py_ssize_t b = 0; b < width; ++b) {
             node[b] = 1;
             rest[b] = mass[start + b];
         }
         for (Py_ssize_t span = leaves; span > 1; span >>= 1) {
+            if (span >= 4) {  // the grandchildren exist
+                for (Py_ssize_t b = 0; b < width; ++b) {
+                    RLK_PREFETCH(tree + 4 * node[b]);
+                }
+            }
             for (Py_ssize_t b = 0; b < width; ++b) {
                 const T left = tree[2 * node[b]];
                 if (rest[b] < left) {
@@ -245,7 +303,11 @@ void find_kernel(const T *tree, Py_ssize_t leaves, const T *mass, std::int64_t *
         }
         for (Py_ssize_t b = 0; b < width; ++b) {
             const Py_ssize_t found = node[b] - leaves;
-            out[start + b] = static_cast<std::int64_t>(found > last ? last : found);
+            const Py_ssize_t clamped = found > last ? last : found;
+            out[start + b] = static_cast<std::int64_t>(clamped);
+            if (values != nullptr) {
+                values[start + b] = tree[leaves + clamped];
+            }
         }
     }
 }
@@ -336,17 +398,23 @@ PyObject *gather(PyObject *, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-// find_prefixsum(tree, capacity, mass, out): the canonical descent for every mass.
+// find_prefixsum(tree, capacity, mass, out[, values]): the canonical descent for every
+// mass; ``values``, when given, receives the value of each leaf found.
 PyObject *find_prefixsum(PyObject *, PyObject *args) {
-    PyObject *tree_obj, *mass_obj, *out_obj;
+    PyObject *tree_obj, *mass_obj, *out_obj, *values_obj = Py_None;
     Py_ssize_t capacity, leaves;
-    if (!PyArg_ParseTuple(args, "OnOO", &tree_obj, &capacity, &mass_obj, &out_obj)) {
+    if (!PyArg_ParseTuple(args, "OnOO|O", &tree_obj, &capacity, &mass_obj, &out_obj, &values_obj)) {
         return nullptr;
     }
-    Buffer tree, mass, out;
+    Buffer tree, mass, out, values;
     if (!tree.acquire(tree_obj, false, "tree") || !check_tree(tree, capacity, &leaves) ||
         !mass.acquire(mass_obj, false, "mass") || !expect_kind(mass, tree.kind(), "mass") ||
         !out.acquire(out_obj, true, "out") || !expect_kind(out, Kind::i64, "out")) {
+        return nullptr;
+    }
+    const bool with_values = values_obj != Py_None;
+    if (with_values && (!values.acquire(values_obj, true, "values") ||
+                        !expect_kind(values, tree.kind(), "values"))) {
         return nullptr;
     }
     const Py_ssize_t k = mass.size();
@@ -355,13 +423,19 @@ PyObject *find_prefixsum(PyObject *, PyObject *args) {
                      out.size());
         return nullptr;
     }
+    if (with_values && values.size() != k) {
+        PyErr_Format(PyExc_ValueError, "mass and values must have the same length, got %zd and %zd",
+                     k, values.size());
+        return nullptr;
+    }
     Py_BEGIN_ALLOW_THREADS;
     if (tree.kind() == Kind::f32) {
-        find_kernel<float>(tree.data<float>(), leaves, mass.data<float>(),
-                           out.data<std::int64_t>(), k);
+        find_kernel<float>(tree.data<float>(), leaves, mass.data<float>(), out.data<std::int64_t>(),
+                           with_values ? values.data<float>() : nullptr, k);
     } else {
         find_kernel<double>(tree.data<double>(), leaves, mass.data<double>(),
-                            out.data<std::int64_t>(), k);
+                            out.data<std::int64_t>(), with_values ? values.data<double>() : nullptr,
+                            k);
     }
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
@@ -380,9 +454,10 @@ PyMethodDef kMethods[] = {
      "gather(tree, capacity, index, out) -> None\n\n"
      "out[j] = leaf[index[j]]; raises IndexError if an index is outside [0, capacity)."},
     {"find_prefixsum", find_prefixsum, METH_VARARGS,
-     "find_prefixsum(tree, capacity, mass, out) -> None\n\n"
+     "find_prefixsum(tree, capacity, mass, out, values=None) -> None\n\n"
      "out[j] = the leaf reached by the canonical descent for mass[j], clamped to the last\n"
-     "non-zero leaf. mass must have the tree's dtype."},
+     "non-zero leaf; values[j] (if given) = that leaf's value. mass and values have the\n"
+     "tree's dtype."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -106,8 +106,13 @@ def available() -> bool:
     return True
 
 
+_CPU = torch.device("cpu")
+
+
 def _integer_batch(index: Any, where: str) -> tuple[np.ndarray, torch.device]:
     """``index`` as a contiguous int64 numpy array, and the device it came from."""
+    if type(index) is torch.Tensor and index.dtype is torch.int64 and index.is_cpu and index.ndim == 1:
+        return index.contiguous().numpy(), _CPU  # the common case: no copy, no checks left
     tensor = torch.as_tensor(index)
     if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
         raise TypeError(f"{where}: index must be an integer tensor (torch.int64), got {tensor.dtype}")
@@ -119,6 +124,14 @@ def _integer_batch(index: Any, where: str) -> tuple[np.ndarray, torch.device]:
 
 def _float_batch(values: Any, dtype: torch.dtype, what: str, where: str) -> tuple[np.ndarray, torch.device]:
     """``values`` cast to ``dtype`` as a contiguous numpy array, and its device."""
+    if (
+        type(values) is torch.Tensor
+        and values.dtype is dtype
+        and values.is_cpu
+        and values.ndim == 1
+        and not values.requires_grad
+    ):
+        return values.contiguous().numpy(), _CPU  # the common case: no copy, no checks left
     tensor = torch.as_tensor(values)
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"{where}: {what} must be a real-valued tensor, got {tensor.dtype}")
@@ -126,6 +139,11 @@ def _float_batch(values: Any, dtype: torch.dtype, what: str, where: str) -> tupl
         raise ValueError(f"{where}: {what} must be one-dimensional [k], got shape {tuple(tensor.shape)}")
     array = tensor.detach().to(device="cpu", dtype=dtype).contiguous().numpy(force=True)
     return array, tensor.device
+
+
+def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (on the CPU) moved to ``device`` unless that is the CPU."""
+    return tensor if device is _CPU else tensor.to(device)
 
 
 class _FlatTree:
@@ -202,7 +220,7 @@ class _FlatTree:
                 self._ext.gather(self._tree, self._capacity, idx, out)
         except IndexError as err:
             raise IndexError(f"{where}: {err}") from None
-        return torch.from_numpy(out).to(device)
+        return _on(torch.from_numpy(out), device)
 
     def values(self) -> torch.Tensor:
         """A copy of all ``capacity`` leaves, as a CPU tensor of the tree's dtype."""
@@ -247,7 +265,17 @@ class SumTree(_FlatTree):
         out = np.empty(m.shape[0], dtype=np.int64)
         with self._lock:
             self._ext.find_prefixsum(self._tree, self._capacity, m, out)
-        return torch.from_numpy(out).to(device)
+        return _on(torch.from_numpy(out), device)
+
+    def find_with_values(self, mass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``find_prefixsum(mass)`` and the values of the leaves found (``get`` of that
+        index), in one pass over the tree: both on ``mass``'s device."""
+        m, device = _float_batch(mass, self._dtype, "mass", "SumTree.find_with_values")
+        out = np.empty(m.shape[0], dtype=np.int64)
+        values = np.empty(m.shape[0], dtype=self._tree.dtype)
+        with self._lock:
+            self._ext.find_prefixsum(self._tree, self._capacity, m, out, values)
+        return _on(torch.from_numpy(out), device), _on(torch.from_numpy(values), device)
 
 
 class MinTree(_FlatTree):
