@@ -10,6 +10,13 @@ which case it is called with the TensorDict.
 For a plain ``TensorDictModule`` (no hooks, no ``method``/``method_kwargs``, in-place) the
 collector reads the in-keys, calls the wrapped module and writes the out-keys itself: the
 same result without the wrapper's per-call dispatch overhead.
+
+Any other policy can offer the same fast path with a method ``collector_tensor_call()``
+returning ``(fn, in_keys, out_keys)`` -- ``fn(*tensors at in_keys)`` returns the tensors
+to write at ``out_keys`` (a tuple, in order), exactly what calling the policy on a
+TensorDict would write -- or ``None`` when it cannot. ``fn`` may return ``NotImplemented``
+for a call that needs the TensorDict path. ``rlkernel_algos.modules.ProbabilisticActor``
+has one.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from rlkernel.collectors.errors import CollectorError
 from rlkernel.envs.common import EnvBase
 from rlkernel.envs.step import NestedKey
 
-__all__ = ["PolicyCaller", "adapt_policy"]
+__all__ = ["PolicyCaller", "adapt_policy", "tensor_call_parts"]
 
 
 def _takes_tensordict(module: nn.Module) -> bool:
@@ -58,10 +65,30 @@ def adapt_policy(policy: Any, env: EnvBase, *, owner: str) -> Callable[[TensorDi
     return policy
 
 
-def _fast_module(
-    policy: Any,
-) -> tuple[nn.Module, list[tuple[str, ...]], list[NestedKey], list[tuple[str, ...] | None]] | None:
-    """``(module, in_keys, out_keys)`` when ``policy`` is a plain in-place TensorDictModule."""
+FastCall = tuple[Callable[..., Any], list[tuple[str, ...]], list[NestedKey], list[tuple[str, ...] | None]]
+
+
+def _fast_module(policy: Any) -> FastCall | None:
+    """``(fn, in_paths, out_keys, out_paths)`` of :func:`tensor_call_parts`, or of the
+    policy's own ``collector_tensor_call()`` (see the module docstring)."""
+    parts = tensor_call_parts(policy)
+    if parts is not None:
+        return parts
+    offer = getattr(policy, "collector_tensor_call", None)
+    found = offer() if callable(offer) else None
+    if found is None:
+        return None
+    fn, in_keys, out_keys = found
+    out_keys = list(out_keys)
+    return fn, [as_path(key) for key in in_keys], out_keys, [as_path(key) for key in out_keys]
+
+
+def tensor_call_parts(policy: Any) -> FastCall | None:
+    """``(module, in_paths, out_keys, out_paths)`` when ``policy`` is a plain in-place
+    ``TensorDictModule`` (exactly that class, no hooks, no ``method``): calling ``module``
+    on the tensors at ``in_paths`` and writing its outputs at ``out_paths`` is what the
+    policy does (``None`` out-paths are the ``"_"`` placeholder, not written). ``None``
+    for any other policy."""
     if type(policy) is not TensorDictModule:
         return None
     if policy._kwargs is not None or policy.method is not None or policy.method_kwargs:
@@ -161,6 +188,9 @@ class PolicyCaller:
             return
         module, in_paths, out_keys, out_paths = fast
         out = module(*gather(td, in_paths))
+        if out is NotImplemented:  # this call needs the TensorDict path
+            self._call_slow(td)
+            return
         if type(out) is torch.Tensor:
             out = (out,)
         elif type(out) is not tuple:

@@ -15,7 +15,10 @@ pure-torch ones as ``sum_tree:torch`` and ``min_tree:torch``; a compiled plugin 
 * min trees: ``min() -> float`` (leaves never written hold ``+inf``);
 * optionally, sum trees: ``find_with_values(mass) -> (LongTensor[k], Tensor[k])``, the
   index ``find_prefixsum`` gives and the values ``get`` gives for it, in one call (the
-  prioritized sampler uses it when present: one pass over the tree instead of two).
+  prioritized sampler uses it when present: one pass over the tree instead of two);
+* optionally, sum trees: ``update_with(other, index, value) -> bool``, ``update`` of
+  itself and of the min tree ``other`` in one call; it returns False, doing nothing, when
+  it cannot update ``other`` (then the sampler calls each tree's ``update``).
 
 :func:`get_tree_kernel` picks one implementation, following ``RLKERNEL_KERNELS``::
 

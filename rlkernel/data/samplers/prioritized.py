@@ -137,8 +137,7 @@ class PrioritizedSampler(Sampler):
             cached = self._default_values
             if cached is None or cached[0] != priority or cached[1].numel() != k or cached[1].dtype != self.dtype:
                 cached = self._default_values = (priority, torch.full((k,), priority, dtype=self.dtype))
-            self._sum_tree.update(index, cached[1])
-            self._min_tree.update(index, cached[1])
+            self._update_trees(index, cached[1])
 
     def add(self, index: int) -> None:
         """A new row gets :attr:`default_priority`."""
@@ -155,9 +154,10 @@ class PrioritizedSampler(Sampler):
         """
         index = as_index(index, what="update_priority index")
         k = index.numel()
-        priority = torch.as_tensor(priority).detach()
-        if priority.device.type != "cpu":
-            priority = priority.cpu()
+        if type(priority) is not torch.Tensor or priority.requires_grad or not priority.is_cpu:
+            priority = torch.as_tensor(priority).detach()
+            if priority.device.type != "cpu":
+                priority = priority.cpu()
         if not priority.dtype.is_floating_point:
             priority = priority.double()
         if priority.ndim == 0:
@@ -180,8 +180,15 @@ class PrioritizedSampler(Sampler):
         high_p = check_priorities(priority, index)
         self._max_priority = max(self._max_priority, high_p)
         value = priority.to(self.dtype).add(self.eps).pow_(self.alpha)
-        self._sum_tree.update(index, value)
-        self._min_tree.update(index, value)
+        self._update_trees(index, value)
+
+    def _update_trees(self, index: torch.Tensor, value: torch.Tensor) -> None:
+        """Write ``value`` to the leaves ``index`` of both trees (in one kernel call when
+        the sum tree offers ``update_with``)."""
+        update_with = getattr(self._sum_tree, "update_with", None)
+        if update_with is None or not update_with(self._min_tree, index, value):
+            self._sum_tree.update(index, value)
+            self._min_tree.update(index, value)
 
     def priorities(self, index: Any = None) -> torch.Tensor:
         """The tree values ``(priority + eps) ** alpha`` of ``index`` (all rows if None)."""

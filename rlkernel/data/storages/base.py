@@ -23,6 +23,8 @@ __all__ = ["Storage", "as_index"]
 
 def as_index(index: Any, *, what: str = "index") -> torch.Tensor:
     """Any integer index (int, sequence, tensor) as a 1-D int64 CPU tensor."""
+    if type(index) is torch.Tensor and index.dtype is torch.int64 and index.ndim == 1 and index.is_cpu:
+        return index  # already one: the common case, no work
     if isinstance(index, torch.Tensor):
         if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
             raise BufferIndexError(f"{what} must hold integers, got a tensor of dtype {index.dtype}")

@@ -20,11 +20,17 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import (
+    CompositeDistribution,
+    InteractionType,
     ProbabilisticTensorDictModule,
     ProbabilisticTensorDictSequential,
     TensorDictModule,
     TensorDictModuleBase,
+    interaction_type,
+    skip_existing,
 )
+from tensordict.nn.probabilistic import _get_joint_sample_and_log_prob
+from torch import distributions as D
 from torch import nn
 
 from rlkernel.errors import SpecError
@@ -33,6 +39,10 @@ from rlkernel.exploration import DEFAULT_EXPLORATION_TYPE, ExplorationType
 __all__ = ["Actor", "ProbabilisticActor", "ValueOperator"]
 
 NestedKey = str | tuple[str, ...]
+
+
+def _path(key: NestedKey) -> tuple[str, ...]:
+    return (key,) if isinstance(key, str) else tuple(key)
 
 
 def _as_keys(keys: NestedKey | Sequence[NestedKey] | None, default: list[NestedKey]) -> list[NestedKey]:
@@ -198,6 +208,74 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         ProbabilisticTensorDictSequential.__init__(actor, *modules)
         actor.spec, actor.safe = spec, safe
         return actor
+
+    def collector_tensor_call(self) -> tuple[Callable[..., Any], list[NestedKey], list[NestedKey]] | None:
+        """The collectors' fast path: ``(fn, in_keys, out_keys)``, where ``fn(*inputs)``
+        returns what :meth:`forward` writes -- the distribution parameters, the action and
+        its log-probability (with ``return_log_prob``) -- computed from the input tensors
+        with the same calls (parameter network, distribution, draw or deterministic value
+        as the exploration type says, cast to the spec), without building TensorDicts.
+
+        ``None`` unless the actor is a plain parameter ``TensorDictModule`` followed by its
+        sampler, with one sampled key, a ``torch.distributions`` class, no hooks, no
+        ``num_samples`` and no generator. ``fn`` returns ``NotImplemented`` (use
+        :meth:`forward`) while ``tensordict.nn.skip_existing()`` is set.
+        """
+        from rlkernel.collectors.policy import tensor_call_parts
+
+        modules = list(self.module)
+        if len(modules) != 2 or self._forward_hooks or self._forward_pre_hooks:
+            return None
+        params, sampler = modules
+        parts = tensor_call_parts(params)
+        if parts is None or type(sampler) is not ProbabilisticTensorDictModule:
+            return None
+        if sampler._forward_hooks or sampler._forward_pre_hooks or sampler.num_samples is not None:
+            return None
+        if getattr(sampler, "_generator", None) is not None or getattr(sampler, "_generator_key", None) is not None:
+            return None
+        cls = sampler.distribution_class
+        if not (isinstance(cls, type) and issubclass(cls, D.Distribution)) or issubclass(cls, CompositeDistribution):
+            return None
+        sample_keys = list(sampler.dist_sample_keys)
+        net, in_paths, param_keys, _ = parts
+        param_paths = [_path(key) for key in param_keys]
+        try:
+            positions = [param_paths.index(_path(key)) for key in sampler.in_keys]
+        except ValueError:
+            return None
+        if len(sample_keys) != 1 or "_" in param_keys:
+            return None
+        names = [key[-1] if isinstance(key, tuple) else key for key in sampler.dist_keys]
+        kwargs = dict(sampler.distribution_kwargs or {})
+        with_log_prob, default_type = sampler.return_log_prob, sampler.default_interaction_type
+        sample_key, spec, safe = sample_keys[0], self.spec, self.safe
+        n_params = len(param_keys)
+
+        def fn(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...] | Any:
+            if skip_existing():
+                return NotImplemented
+            out = net(*inputs)
+            outs = (out,) if type(out) is torch.Tensor else tuple(out)
+            if len(outs) != n_params:
+                return NotImplemented  # forward() says what is wrong
+            dist = cls(**{name: outs[i] for name, i in zip(names, positions)}, **kwargs)
+            kind = interaction_type() or default_type
+            joint = _get_joint_sample_and_log_prob(dist) if with_log_prob and kind is InteractionType.RANDOM else None
+            if joint is not None:
+                sample, log_prob = joint(torch.Size(()))
+            else:
+                sample = sampler._dist_sample(dist, interaction_type=kind)
+                log_prob = dist.log_prob(sample) if with_log_prob else None
+            if spec is not None:
+                if sample.dtype != spec.dtype:
+                    sample = sample.to(spec.dtype)
+                if safe:
+                    sample = spec.project(sample)
+            return (*outs, sample, log_prob) if with_log_prob else (*outs, sample)
+
+        out_keys = [*param_keys, sample_key, *([sampler.log_prob_key] if with_log_prob else [])]
+        return fn, in_paths, out_keys
 
     def forward(self, tensordict: TensorDictBase, *args: Any, **kwargs: Any) -> Any:
         """Compute the parameters, draw (or take the deterministic) action, fit it to the spec."""
