@@ -23,6 +23,7 @@ setup(
         Extension(
             "rlkernel_cext._trees",
             sources=["src/rlkernel_cext/_trees.cpp"],
+            depends=["src/rlkernel_cext/_tree_kernels.h"],  # also puts it in the sdist
             language="c++",
             extra_compile_args=COMPILE_ARGS,
         )

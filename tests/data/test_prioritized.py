@@ -13,6 +13,7 @@ from rlkernel.data import (
     PrioritizedSampler,
     ReplayBuffer,
     TensorDictPrioritizedReplayBuffer,
+    TensorDictReplayBuffer,
 )
 from rlkernel.data.errors import BufferError, PriorityError
 
@@ -162,3 +163,44 @@ def test_plain_prioritized_buffer_returns_weights_in_info():
     rb.extend(torch.randn(20, 3))
     data, info = rb.sample(5, return_info=True)
     assert data.shape == (5, 3) and set(info) == {"_weight", "index"}
+
+
+class _BaseInterfaceTree:
+    """A tree kernel with only the required methods (no ``find_with_values`` or
+    ``update_with``), delegating to another one: the sampler must fall back."""
+
+    def __init__(self, tree):
+        self._tree = tree
+        for name in ("capacity", "dtype", "update", "get", "values", "total", "find_prefixsum", "min"):
+            if hasattr(tree, name):
+                setattr(self, name, getattr(tree, name))
+
+
+def _draws(impl: str, dtype: torch.dtype, *, base_interface: bool = False) -> list[torch.Tensor]:
+    torch.manual_seed(11)
+    sampler = PrioritizedSampler(300, alpha=0.7, beta=0.5, dtype=dtype, kernel=impl)
+    if base_interface:
+        sampler._sum_tree = _BaseInterfaceTree(sampler._sum_tree)
+        sampler._min_tree = _BaseInterfaceTree(sampler._min_tree)
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(300), sampler=sampler)
+    out = []
+    for step in range(30):
+        rb.extend(transitions(int(torch.randint(1, 40, ())), start=step))
+        batch = rb.sample(int(torch.randint(1, 64, ())))
+        out += [batch["index"], batch["_weight"], batch["observation"]]
+        priority = torch.rand(batch.shape[0]) * 3
+        priority[0] = 0.0
+        rb.update_priority(batch["index"], priority)
+    return [*out, sampler.priorities()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_same_draws_with_every_kernel_and_without_the_optional_calls(dtype):
+    from rlkernel.data.kernels import tree_kernel_names
+
+    reference = _draws("torch", dtype)
+    runs = [_draws(impl, dtype) for impl in tree_kernel_names("sum_tree")]
+    runs += [_draws(impl, dtype, base_interface=True) for impl in ["torch", *tree_kernel_names("sum_tree")]]
+    for run in runs:
+        assert len(run) == len(reference)
+        assert all(torch.equal(a, b) for a, b in zip(run, reference))

@@ -117,6 +117,35 @@ def test_trajectory_rows_keep_their_batch_shape():
         rb.extend(TensorDict({"obs": torch.randn(4, 7, 2)}, [4]))
 
 
+def test_packed_rows_read_back_exactly_and_contiguous():
+    """Leaves sharing a buffer: scalar, flat and multi-dimensional rows, written from
+    non-contiguous tensors, from tensors requiring grad (the per-leaf copy path) and with
+    the keys in another order, read back exactly, each leaf contiguous."""
+    n = 6
+    first = TensorDict(
+        {
+            "scalar": torch.arange(n, dtype=torch.float32),
+            "grid": torch.arange(n * 6, dtype=torch.float32).view(n, 2, 3),
+            "flat": torch.arange(n * 4, dtype=torch.float32).view(4, n).t(),  # not contiguous
+            "flag": torch.arange(n) % 2 == 0,
+            "next": {"grid": -torch.arange(n * 6, dtype=torch.float32).view(n, 3, 2)},
+        },
+        [n],
+    )
+    needs_grad = first.clone()
+    needs_grad["grid"] = needs_grad["grid"].clone().requires_grad_(True)
+    reordered = TensorDict({k: first[k] + 100 if k != "flag" else first[k] for k in reversed(list(first.keys()))}, [n])
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(20))
+    rb.extend(first)
+    rb.extend(needs_grad)
+    rb.extend(reordered)
+    got = rb[torch.arange(3 * n)]
+    for key in first.keys(include_nested=True, leaves_only=True):
+        expected = torch.cat([first[key], needs_grad[key].detach(), reordered[key]])
+        assert torch.equal(got[key].detach(), expected), key
+        assert got[key].is_contiguous() and got[key].shape == expected.shape, key
+
+
 def test_list_storage_holds_any_object_and_collates():
     rb = ReplayBuffer(storage=ListStorage(3), batch_size=2)
     rb.extend([{"a": 1}, "x", 3.5])

@@ -184,6 +184,23 @@ def test_find_prefixsum_follows_the_canonical_rule_bit_for_bit(impl, dtype, capa
     np.testing.assert_array_equal(found, _canonical_find(leaves, masses))
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_find_with_values_is_find_then_get(impl, dtype):
+    rng = np.random.default_rng(3)
+    sum_tree, _ = _trees(impl, 777, dtype)
+    value = rng.random(777) * (rng.random(777) > 0.3)
+    value[-50:] = 0.0  # trailing zero leaves: masses past the total are clamped onto a non-zero one
+    sum_tree.update(torch.arange(777), torch.from_numpy(value).to(dtype))
+    total = sum_tree.total()
+    masses = np.concatenate([rng.random(500) * total, [0.0, total, 2 * total, np.inf, np.nan]])
+    mass = torch.from_numpy(masses).to(dtype)
+    found, leaf_values = sum_tree.find_with_values(mass)
+    assert torch.equal(found, sum_tree.find_prefixsum(mass))
+    assert torch.equal(leaf_values, sum_tree.get(found))
+    assert bool((leaf_values > 0).all())
+
+
 @pytest.mark.skipif(len(IMPLS) < 2, reason="a single tree implementation is installed")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("pair", list(itertools.combinations(IMPLS, 2)))
@@ -201,6 +218,8 @@ def test_implementations_agree_on_find_prefixsum(pair, dtype):
     assert first_sum.total() == second_sum.total() and first_min.min() == second_min.min()
     masses = torch.from_numpy(rng.random(20_000)).to(dtype) * first_sum.total()
     assert torch.equal(first_sum.find_prefixsum(masses), second_sum.find_prefixsum(masses))
+    for got, want in zip(first_sum.find_with_values(masses), second_sum.find_with_values(masses)):
+        assert torch.equal(got, want)
 
 
 # -- choosing an implementation --------------------------------------------------------

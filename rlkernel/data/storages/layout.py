@@ -109,6 +109,7 @@ class Layout:
         self._signature = tuple(x for f in self.fields for x in (f.key, torch.Size(f.shape), f.dtype))
         self._index = {f.key: i for i, f in enumerate(self.fields)}
         self._tree = self._nest()
+        self._expected = self._expect(self._tree)
 
     # -- building ----------------------------------------------------------------------
     @classmethod
@@ -152,12 +153,47 @@ class Layout:
             return [batch]
         if not isinstance(batch, TensorDictBase):
             raise StorageError(f"this storage holds TensorDicts, got {type(batch).__name__}")
+        found: list[Any] = [None] * len(self.fields)
+        if self._match(batch, self._expected, found) and (
+            batch.batch_dims == 1 if not self.row_batch else tuple(batch.batch_size[1:]) == self.row_batch
+        ):
+            return found
         leaves: list[torch.Tensor] = []
         signature: list[Any] = []
         _walk(batch, (), leaves, signature)
         if tuple(signature) == self._signature and tuple(batch.batch_size[1:]) == self.row_batch:
             return leaves
         return self._slow_leaves(batch, leaves, signature)
+
+    def _expect(self, node: dict[str, Any]) -> tuple[Any, ...]:
+        # (name, position, dtype, row shape, None) for a leaf, (name, -1, None, None,
+        # what the sub-TensorDict holds) for a sub-TensorDict, in the nested tree's order.
+        return tuple(
+            (name, v, self.fields[v].dtype, torch.Size(self.fields[v].shape), None)
+            if type(v) is int
+            else (name, -1, None, None, self._expect(v))
+            for name, v in node.items()
+        )
+
+    def _match(self, td: Any, expected: tuple[Any, ...], found: list[Any]) -> bool:
+        """The quick check: ``td`` holds exactly the expected entries, in the expected
+        order, as plain tensors of the expected dtypes and row shapes (filling ``found``
+        by position). False sends :meth:`leaves` to the full comparison."""
+        i, n = 0, len(expected)
+        for name, value in td.items():
+            if i == n:
+                return False
+            want, position, dtype, shape, inner = expected[i]
+            if name != want:
+                return False
+            if inner is None:
+                if type(value) is not torch.Tensor or value.dtype is not dtype or value.shape[1:] != shape:
+                    return False
+                found[position] = value
+            elif not isinstance(value, TensorDictBase) or not self._match(value, inner, found):
+                return False
+            i += 1
+        return i == n
 
     def _slow_leaves(self, batch: Any, leaves: list[torch.Tensor], signature: list[Any]) -> list[torch.Tensor]:
         got = {signature[i]: (leaves[i // 3], signature[i + 1], signature[i + 2]) for i in range(0, len(signature), 3)}

@@ -1,10 +1,11 @@
 """Storages that keep rows in preallocated tensors.
 
 The small leaves of a row are packed side by side, one buffer per dtype (see
-:mod:`~rlkernel.data.storages.packing`); each leaf is a view into its buffer. A write is
-one slice copy per leaf (``index_copy_`` for scattered rows), a read one
-``index_select`` per buffer; the layout check on a write is a single walk over the
-batch's leaves (see :class:`Layout`).
+:mod:`~rlkernel.data.storages.packing`); each leaf is a view into its buffer. A write of
+consecutive rows is one ``torch.cat`` into each shared buffer (``index_copy_`` per leaf
+for scattered rows), a read one ``index_select`` per buffer and one
+``split_with_sizes_copy`` per shared buffer; the layout check on a write is a single
+walk over the batch's leaves (see :class:`Layout`).
 """
 
 from __future__ import annotations

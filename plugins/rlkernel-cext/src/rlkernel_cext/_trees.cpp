@@ -19,8 +19,9 @@
 //     the result is its index - P; a result past the last leaf holding a non-zero value
 //     is clamped to that leaf (0 when every leaf is zero).
 //
-// Every kernel validates its whole batch before writing anything and runs with the
-// GIL released.
+// The kernels themselves are in _tree_kernels.h; this file turns Python arguments into
+// checked buffers. Every entry point validates its whole batch before writing anything
+// and runs its kernel with the GIL released.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -28,13 +29,15 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__GNUC__) || defined(__clang__)
-#define RLK_PREFETCH(address) __builtin_prefetch(address)
-#else
-#define RLK_PREFETCH(address) ((void)(address))
-#endif
+#include "_tree_kernels.h"
 
 namespace {
+
+using rlkernel_cext::find_kernel;
+using rlkernel_cext::gather_kernel;
+using rlkernel_cext::MinOp;
+using rlkernel_cext::SumOp;
+using rlkernel_cext::update_kernel;
 
 // ---------------------------------------------------------------------------------
 // Buffers
@@ -176,143 +179,6 @@ void raise_bad_index(const std::int64_t *index, Py_ssize_t pos, Py_ssize_t capac
 }
 
 // ---------------------------------------------------------------------------------
-// Kernels
-// ---------------------------------------------------------------------------------
-
-template <typename T>
-struct SumOp {
-    static T combine(T left, T right) { return left + right; }
-};
-
-template <typename T>
-struct MinOp {
-    static T combine(T left, T right) { return right < left ? right : left; }
-};
-
-// Writes the leaves in batch order (so the last duplicate wins), then recomputes every
-// ancestor of every written leaf from its two children.
-//
-// The walks up run in blocks of kUpdateBlock leaves, one level at a time for the whole
-// block: the loads of a level are independent of each other (they overlap in memory),
-// and the value just computed for a node is carried to its parent in a register instead
-// of being read back. A node reached by the previous walk of the block at the same level
-// (siblings, or a run of neighbouring leaves as a round-robin writer produces) is
-// recomputed once. Why this equals recomputing every ancestor of every leaf in batch
-// order: when a block recomputes a level, every node of the level below is final for the
-// leaves written so far (the block wrote them a level earlier, or an earlier block did,
-// or nothing below them changed), so each parent gets combine(left, right) of final
-// children, exactly as the node-by-node walk would give it.
-constexpr Py_ssize_t kUpdateBlock = 64;
-
-template <typename T, typename Op>
-void update_kernel(T *tree, Py_ssize_t leaves, const std::int64_t *index, const T *value,
-                   Py_ssize_t k) {
-    for (Py_ssize_t j = 0; j < k; ++j) {
-        tree[leaves + index[j]] = value[j];
-    }
-    if (leaves < 2) {
-        return;  // a one-leaf tree: the leaf is the root
-    }
-    Py_ssize_t node[kUpdateBlock];
-    T carried[kUpdateBlock];
-    for (Py_ssize_t start = 0; start < k; start += kUpdateBlock) {
-        const Py_ssize_t width = k - start < kUpdateBlock ? k - start : kUpdateBlock;
-        Py_ssize_t count = 0;
-        for (Py_ssize_t b = 0; b < width; ++b) {
-            const Py_ssize_t leaf = leaves + index[start + b];
-            if (count == 0 || node[count - 1] != leaf) {
-                node[count] = leaf;
-                carried[count] = tree[leaf];  // read after every write: the last duplicate's value
-                ++count;
-            }
-        }
-        while (node[0] > 1) {  // every node of the block is at the same depth
-            Py_ssize_t next = 0;
-            for (Py_ssize_t b = 0; b < count; ++b) {
-                const Py_ssize_t child = node[b];
-                const Py_ssize_t parent = child >> 1;
-                if (next > 0 && node[next - 1] == parent) {
-                    continue;  // already recomputed from the same (final) children
-                }
-                const T sibling = tree[child ^ 1];
-                const T combined = (child & 1) != 0 ? Op::combine(sibling, carried[b])
-                                                    : Op::combine(carried[b], sibling);
-                tree[parent] = combined;
-                node[next] = parent;
-                carried[next] = combined;
-                ++next;
-            }
-            count = next;
-        }
-    }
-}
-
-template <typename T>
-void gather_kernel(const T *tree, Py_ssize_t leaves, const std::int64_t *index, T *out,
-                   Py_ssize_t k) {
-    for (Py_ssize_t j = 0; j < k; ++j) {
-        out[j] = tree[leaves + index[j]];
-    }
-}
-
-// The last leaf holding a non-zero value (leaves are non-negative, so a node is
-// non-zero exactly when one of its leaves is); 0 when every leaf is zero.
-template <typename T>
-Py_ssize_t last_nonzero_leaf(const T *tree, Py_ssize_t leaves) {
-    Py_ssize_t node = 1;
-    while (node < leaves) {
-        node = tree[2 * node + 1] != T(0) ? 2 * node + 1 : 2 * node;
-    }
-    return tree[node] != T(0) ? node - leaves : 0;
-}
-
-// The canonical descent (see the top of this file). Masses are processed in blocks that
-// walk the levels in lock step, so the memory loads of a block overlap; each step also
-// prefetches the four grandchildren of the node (one cache line), which hold the values
-// the next step reads whichever way it goes. ``values`` (may be null) receives the value
-// of each leaf found.
-constexpr Py_ssize_t kFindBlock = 32;
-
-template <typename T>
-void find_kernel(const T *tree, Py_ssize_t leaves, const T *mass, std::int64_t *out, T *values,
-                 Py_ssize_t k) {
-    const Py_ssize_t last = last_nonzero_leaf(tree, leaves);
-    for (Py_ssize_t start = 0; start < k; start += kFindBlock) {
-        const Py_ssize_t width = k - start < kFindBlock ? k - start : kFindBlock;
-        Py_ssize_t node[kFindBlock];
-        T rest[kFindBlock];
-        for (Py_ssize_t b = 0; b < width; ++b) {
-            node[b] = 1;
-            rest[b] = mass[start + b];
-        }
-        for (Py_ssize_t span = leaves; span > 1; span >>= 1) {
-            if (span >= 4) {  // the grandchildren exist
-                for (Py_ssize_t b = 0; b < width; ++b) {
-                    RLK_PREFETCH(tree + 4 * node[b]);
-                }
-            }
-            for (Py_ssize_t b = 0; b < width; ++b) {
-                const T left = tree[2 * node[b]];
-                if (rest[b] < left) {
-                    node[b] = 2 * node[b];
-                } else {
-                    rest[b] -= left;
-                    node[b] = 2 * node[b] + 1;
-                }
-            }
-        }
-        for (Py_ssize_t b = 0; b < width; ++b) {
-            const Py_ssize_t found = node[b] - leaves;
-            const Py_ssize_t clamped = found > last ? last : found;
-            out[start + b] = static_cast<std::int64_t>(clamped);
-            if (values != nullptr) {
-                values[start + b] = tree[leaves + clamped];
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------
 // Python entry points
 // ---------------------------------------------------------------------------------
 
@@ -346,6 +212,57 @@ PyObject *update_entry(PyObject *args) {
         } else {
             update_kernel<double, Op<double>>(tree.data<double>(), leaves, idx, value.data<double>(),
                                               k);
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    if (bad >= 0) {
+        raise_bad_index(idx, bad, capacity);
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+// pair_update(sum_tree, min_tree, capacity, index, value): sum_update of the first tree
+// and min_update of the second with the same leaves, in one call (the prioritized
+// sampler's two trees always get the same values).
+PyObject *pair_update(PyObject *, PyObject *args) {
+    PyObject *sum_obj, *min_obj, *index_obj, *value_obj;
+    Py_ssize_t capacity, leaves, min_leaves;
+    if (!PyArg_ParseTuple(args, "OOnOO", &sum_obj, &min_obj, &capacity, &index_obj, &value_obj)) {
+        return nullptr;
+    }
+    Buffer sum, min, index, value;
+    if (!sum.acquire(sum_obj, true, "sum tree") || !check_tree(sum, capacity, &leaves) ||
+        !min.acquire(min_obj, true, "min tree") || !check_tree(min, capacity, &min_leaves) ||
+        !expect_kind(min, sum.kind(), "min tree") || !index.acquire(index_obj, false, "index") ||
+        !expect_kind(index, Kind::i64, "index") || !value.acquire(value_obj, false, "value") ||
+        !expect_kind(value, sum.kind(), "value")) {
+        return nullptr;
+    }
+    if (min_leaves != leaves) {
+        PyErr_Format(PyExc_ValueError, "the sum tree has %zd leaves but the min tree %zd", leaves,
+                     min_leaves);
+        return nullptr;
+    }
+    const Py_ssize_t k = index.size();
+    if (value.size() != k) {
+        PyErr_Format(PyExc_ValueError, "index and value must have the same length, got %zd and %zd",
+                     k, value.size());
+        return nullptr;
+    }
+    const std::int64_t *idx = index.data<std::int64_t>();
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS;
+    bad = first_bad_index(idx, k, capacity);
+    if (bad < 0) {
+        if (sum.kind() == Kind::f32) {
+            update_kernel<float, SumOp<float>>(sum.data<float>(), leaves, idx, value.data<float>(), k);
+            update_kernel<float, MinOp<float>>(min.data<float>(), leaves, idx, value.data<float>(), k);
+        } else {
+            update_kernel<double, SumOp<double>>(sum.data<double>(), leaves, idx,
+                                                 value.data<double>(), k);
+            update_kernel<double, MinOp<double>>(min.data<double>(), leaves, idx,
+                                                 value.data<double>(), k);
         }
     }
     Py_END_ALLOW_THREADS;
@@ -450,6 +367,10 @@ PyMethodDef kMethods[] = {
     {"min_update", min_update, METH_VARARGS,
      "min_update(tree, capacity, index, value) -> None\n\n"
      "Like sum_update, with parents recomputed as min(left, right)."},
+    {"pair_update", pair_update, METH_VARARGS,
+     "pair_update(sum_tree, min_tree, capacity, index, value) -> None\n\n"
+     "sum_update(sum_tree, ...) and min_update(min_tree, ...) with the same leaves, in one\n"
+     "call; raises IndexError, leaving both trees untouched, if an index is out of range."},
     {"gather", gather, METH_VARARGS,
      "gather(tree, capacity, index, out) -> None\n\n"
      "out[j] = leaf[index[j]]; raises IndexError if an index is outside [0, capacity)."},

@@ -13,8 +13,12 @@ def sum_update(tree: Buffer, capacity: int, index: Buffer, value: Buffer, /) -> 
 def min_update(tree: Buffer, capacity: int, index: Buffer, value: Buffer, /) -> None:
     """Write leaves (last duplicate wins), recompute ancestors as min(left, right)."""
 
+def pair_update(sum_tree: Buffer, min_tree: Buffer, capacity: int, index: Buffer, value: Buffer, /) -> None:
+    """sum_update of sum_tree and min_update of min_tree with the same leaves, in one call."""
+
 def gather(tree: Buffer, capacity: int, index: Buffer, out: Buffer, /) -> None:
     """out[j] = leaf[index[j]]."""
 
-def find_prefixsum(tree: Buffer, capacity: int, mass: Buffer, out: Buffer, /) -> None:
-    """out[j] = canonical prefix-sum descent of mass[j], clamped to the last non-zero leaf."""
+def find_prefixsum(tree: Buffer, capacity: int, mass: Buffer, out: Buffer, values: Buffer | None = None, /) -> None:
+    """out[j] = canonical prefix-sum descent of mass[j], clamped to the last non-zero leaf;
+    values[j] (if given) = the value of that leaf."""

@@ -194,18 +194,23 @@ class _FlatTree:
         :class:`ValueError` if the lengths differ; on error the tree is unchanged.
         """
         where = f"{type(self).__name__}.update"
-        idx, _ = _integer_batch(index, where)
-        val, _ = _float_batch(value, self._dtype, "value", where)
-        if idx.shape[0] != val.shape[0]:
-            raise ValueError(
-                f"{where}: index and value must have the same length, got {idx.shape[0]} and {val.shape[0]}"
-            )
+        idx, val = self._leaf_batch(index, value, where)
         kernel = getattr(self._ext, self._UPDATE)
         try:
             with self._lock:
                 kernel(self._tree, self._capacity, idx, val)
         except IndexError as err:
             raise IndexError(f"{where}: {err}") from None
+
+    def _leaf_batch(self, index: Any, value: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """``index`` and ``value`` as the arrays the kernels take, of the same length."""
+        idx, _ = _integer_batch(index, where)
+        val, _ = _float_batch(value, self._dtype, "value", where)
+        if idx.shape[0] != val.shape[0]:
+            raise ValueError(
+                f"{where}: index and value must have the same length, got {idx.shape[0]} and {val.shape[0]}"
+            )
+        return idx, val
 
     def get(self, index: torch.Tensor) -> torch.Tensor:
         """The values of the leaves ``index`` (a tensor of the tree's dtype, on ``index``'s device).
@@ -266,6 +271,22 @@ class SumTree(_FlatTree):
         with self._lock:
             self._ext.find_prefixsum(self._tree, self._capacity, m, out)
         return _on(torch.from_numpy(out), device)
+
+    def update_with(self, other: Any, index: torch.Tensor, value: torch.Tensor) -> bool:
+        """``self.update(index, value)`` and ``other.update(index, value)`` in one call,
+        when ``other`` is a :class:`MinTree` of the same capacity and dtype (the two trees
+        of a prioritized sampler); returns False, doing nothing, for any other ``other``.
+        Raises like :meth:`update`; on error neither tree is changed."""
+        if type(other) is not MinTree or other._capacity != self._capacity or other._dtype != self._dtype:
+            return False
+        where = "SumTree.update_with"
+        idx, val = self._leaf_batch(index, value, where)
+        try:
+            with self._lock, other._lock:  # always the sum tree's lock first
+                self._ext.pair_update(self._tree, other._tree, self._capacity, idx, val)
+        except IndexError as err:
+            raise IndexError(f"{where}: {err}") from None
+        return True
 
     def find_with_values(self, mass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``find_prefixsum(mass)`` and the values of the leaves found (``get`` of that
