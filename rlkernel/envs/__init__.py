@@ -1,7 +1,7 @@
 """Environments: the step contract (:class:`EnvBase`), ``step_mdp``, ``check_env_specs`` and
-the batched containers :class:`SerialEnv` and :class:`ParallelEnv`."""
+the batched containers :class:`SerialEnv` and :class:`ParallelEnv` (imported on first use:
+``import rlkernel.envs`` stays cheap)."""
 
-from rlkernel.envs.batched import ParallelEnv, SerialEnv
 from rlkernel.envs.checks import check_env_specs
 from rlkernel.envs.common import EnvBase
 from rlkernel.envs.step import (
@@ -14,6 +14,11 @@ from rlkernel.envs.step import (
     TERMINATED,
     TRUNCATED,
     step_mdp,
+)
+from rlkernel.lazy import lazy_exports
+
+__getattr__, __dir__, _ = lazy_exports(
+    __name__, {"ParallelEnv": "rlkernel.envs.batched", "SerialEnv": "rlkernel.envs.batched"}, globals()
 )
 
 __all__ = [
