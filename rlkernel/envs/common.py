@@ -24,27 +24,27 @@ Public methods validate and orchestrate; a subclass implements only ``_reset``,
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from rlkernel.envs.resets import PartialResets
+from rlkernel.envs.rollouts import Policy, Rollouts
+from rlkernel.envs.spec_views import EnvSpecs
 from rlkernel.envs.step import (
-    ACTION,
     DONE,
     NEXT,
     RESET,
-    REWARD,
     TERMINATED,
     TRUNCATED,
     NestedKey,
     step_mdp,
 )
-from rlkernel.errors import ActionError, EnvError, SpecError
-from rlkernel.specs import Categorical, Composite, TensorSpec, Unbounded
+from rlkernel.errors import ActionError, EnvError
+from rlkernel.specs import Composite, Unbounded
 
-Policy = Callable[[TensorDictBase], TensorDictBase]
+__all__ = ["EnvBase", "Policy"]
 
 
 def _prefix(key: NestedKey) -> tuple[str, ...]:
@@ -59,7 +59,7 @@ def _key_str(key: NestedKey) -> str:
     return repr(key) if isinstance(key, str) else repr(tuple(key))
 
 
-class EnvBase:
+class EnvBase(EnvSpecs, PartialResets, Rollouts):
     """Base class of every environment.
 
     Args:
@@ -99,140 +99,6 @@ class EnvBase:
         self._keys_cache: dict[str, Any] = {}  # key lists and lookups derived from the specs
         #: Draws the random actions of ``rand_action``/``rollout``; seeded by ``set_seed``.
         self.generator: torch.Generator | None = None
-
-    # ------------------------------------------------------------------ specs
-    @staticmethod
-    def default_done_spec(shape: torch.Size, device: torch.device | None = None) -> Composite:
-        """``done``, ``terminated`` and ``truncated`` as bool flags of shape ``(*shape, 1)``."""
-        flag = Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=device)
-        return Composite(
-            {DONE: flag, TERMINATED: flag.clone(), TRUNCATED: flag.clone()}, shape=shape, device=device
-        )
-
-    def _checked_composite(self, spec: TensorSpec, what: str, leaf_key: str | None) -> Composite:
-        if not isinstance(spec, Composite):
-            if leaf_key is None:
-                raise SpecError(f"{type(self).__name__}.{what} must be a Composite, got {spec!r}")
-            spec = Composite({leaf_key: spec}, shape=self.batch_size, device=self.device)
-        if spec.shape != self.batch_size:
-            raise SpecError(
-                f"{type(self).__name__}.{what} has batch shape {tuple(spec.shape)} but the "
-                f"environment's batch_size is {tuple(self.batch_size)}"
-            )
-        self._keys_cache.clear()
-        return spec
-
-    @property
-    def full_observation_spec(self) -> Composite:
-        return self._full_observation_spec
-
-    @full_observation_spec.setter
-    def full_observation_spec(self, spec: Composite) -> None:
-        self._full_observation_spec = self._checked_composite(spec, "observation_spec", None)
-
-    observation_spec = full_observation_spec
-
-    @property
-    def full_state_spec(self) -> Composite:
-        return self._full_state_spec
-
-    @full_state_spec.setter
-    def full_state_spec(self, spec: Composite) -> None:
-        self._full_state_spec = self._checked_composite(spec, "state_spec", None)
-
-    state_spec = full_state_spec
-
-    @property
-    def full_action_spec(self) -> Composite:
-        return self._full_action_spec
-
-    @full_action_spec.setter
-    def full_action_spec(self, spec: Composite) -> None:
-        self._full_action_spec = self._checked_composite(spec, "full_action_spec", None)
-
-    @property
-    def action_spec(self) -> TensorSpec:
-        """The action's spec (the leaf when there is one action key)."""
-        return self._single_leaf(self._full_action_spec)
-
-    @action_spec.setter
-    def action_spec(self, spec: TensorSpec) -> None:
-        self._full_action_spec = self._checked_composite(spec, "action_spec", ACTION)
-
-    @property
-    def full_reward_spec(self) -> Composite:
-        return self._full_reward_spec
-
-    @full_reward_spec.setter
-    def full_reward_spec(self, spec: Composite) -> None:
-        self._full_reward_spec = self._checked_composite(spec, "full_reward_spec", None)
-
-    @property
-    def reward_spec(self) -> TensorSpec:
-        """The reward's spec (the leaf when there is one reward key)."""
-        return self._single_leaf(self._full_reward_spec)
-
-    @reward_spec.setter
-    def reward_spec(self, spec: TensorSpec) -> None:
-        self._full_reward_spec = self._checked_composite(spec, "reward_spec", REWARD)
-
-    @property
-    def full_done_spec(self) -> Composite:
-        return self._full_done_spec
-
-    @full_done_spec.setter
-    def full_done_spec(self, spec: Composite) -> None:
-        self._full_done_spec = self._checked_composite(spec, "done_spec", None)
-
-    done_spec = full_done_spec
-
-    @staticmethod
-    def _single_leaf(spec: Composite) -> TensorSpec:
-        leaves = list(spec.keys(include_nested=True, leaves_only=True))
-        return spec[leaves[0]] if len(leaves) == 1 else spec
-
-    def _keys(self, which: str) -> list[NestedKey]:
-        cached = self._keys_cache.get(which)
-        if cached is None:
-            spec = getattr(self, f"_full_{which}_spec")
-            cached = list(spec.keys(include_nested=True, leaves_only=True))
-            self._keys_cache[which] = cached
-        return cached
-
-    @property
-    def action_keys(self) -> list[NestedKey]:
-        return self._keys("action")
-
-    @property
-    def action_key(self) -> NestedKey:
-        """The single action key; an error if the env has several."""
-        keys = self.action_keys
-        if len(keys) != 1:
-            raise EnvError(f"{type(self).__name__} has {len(keys)} action keys {keys}; use action_keys")
-        return keys[0]
-
-    @property
-    def reward_keys(self) -> list[NestedKey]:
-        return self._keys("reward")
-
-    @property
-    def reward_key(self) -> NestedKey:
-        keys = self.reward_keys
-        if len(keys) != 1:
-            raise EnvError(f"{type(self).__name__} has {len(keys)} reward keys {keys}; use reward_keys")
-        return keys[0]
-
-    @property
-    def done_keys(self) -> list[NestedKey]:
-        return self._keys("done")
-
-    @property
-    def observation_keys(self) -> list[NestedKey]:
-        return self._keys("observation")
-
-    @property
-    def state_keys(self) -> list[NestedKey]:
-        return self._keys("state")
 
     # ------------------------------------------------------------------ the contract
     def _reset(self, tensordict: TensorDictBase | None) -> TensorDictBase:
@@ -278,61 +144,6 @@ class EnvBase:
         if partial is not None and tensordict is not None:
             out = self._merge_partial_reset(tensordict, out, partial)
         return out
-
-    def _check_reset_mask(self, mask: object) -> None:
-        allowed = (tuple(self.batch_size), (*self.batch_size, 1))
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) not in allowed:
-            got = (
-                f"a tensor of shape {tuple(mask.shape)} and dtype {mask.dtype}"
-                if isinstance(mask, torch.Tensor)
-                else f"a {type(mask).__name__}"
-            )
-            raise EnvError(
-                f"{type(self).__name__}.reset: the '_reset' mask must be a bool tensor of shape "
-                f"{allowed[1]} (or {allowed[0]}), got {got}"
-            )
-
-    def _merge_partial_reset(
-        self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
-    ) -> TensorDictBase:
-        mask = mask.reshape(*self.batch_size, -1).any(-1) if mask.ndim > len(self.batch_size) else mask
-        if type(before) is TensorDict and type(after) is TensorDict:
-            merged_flat = self._merge_flat(before, after, mask)
-            if merged_flat is not None:
-                return merged_flat
-        merged = before.exclude(RESET, NEXT).copy()  # nested sub-TensorDicts must not be shared
-        for key in after.keys(include_nested=True, leaves_only=True):
-            new = after.get(key)
-            old = before.get(key, None)
-            if old is None:
-                merged.set(key, new)
-                continue
-            m = mask.reshape(*mask.shape, *([1] * (new.ndim - mask.ndim)))
-            merged.set(key, torch.where(m, new, old))
-        return merged
-
-    @staticmethod
-    def _merge_flat(before: TensorDict, after: TensorDict, mask: torch.Tensor) -> TensorDict | None:
-        """:meth:`_merge_partial_reset` when every entry of ``after`` is a tensor at the root
-        (the usual case): one pass over plain dicts, ``None`` otherwise."""
-        new_entries = after._tensordict
-        if not all(type(value) is torch.Tensor for value in new_entries.values()):
-            return None
-        entries = {}
-        for key, value in before._tensordict.items():
-            if key == RESET or key == NEXT:
-                continue
-            # a nested sub-TensorDict is copied (shallow): the result must not share it
-            entries[key] = value if type(value) is torch.Tensor else value.copy()
-        ndim = mask.ndim
-        for key, new in new_entries.items():
-            old = entries.get(key)
-            if type(old) is not torch.Tensor:
-                entries[key] = new
-                continue
-            extra = new.ndim - ndim
-            entries[key] = torch.where(mask.view(*mask.shape, *((1,) * extra)) if extra else mask, new, old)
-        return TensorDict._new_unsafe(entries, batch_size=before.batch_size, device=before.device)
 
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Apply the action(s) in ``tensordict``; write the outcome under ``"next"``.
@@ -421,153 +232,6 @@ class EnvBase:
             cached = (frozenset(drop), None if rewards is None else frozenset(rewards))
             self._keys_cache["_mdp_names"] = cached
         return cached
-
-    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Reset the sub-environments whose ``done`` flag is set in ``tensordict``.
-
-        ``tensordict`` is the root of the next step (as :func:`step_mdp` makes it); the
-        returned TensorDict holds the reset observations where an episode ended and the
-        given entries elsewhere. Entries no spec declares (a policy's recurrent state) are
-        kept.
-        """
-        if not self.batch_size and type(self)._any_done is EnvBase._any_done:  # one env: no mask to build
-            entries = tensordict._tensordict if type(tensordict) is TensorDict else {}  # its plain dict
-            for key in self._done_flag_keys():
-                value = entries.get(key) if type(key) is str else None
-                if value is None:
-                    value = tensordict.get(key)
-                if bool(value) if value.numel() == 1 else bool(value.any()):
-                    break
-            else:
-                return tensordict
-        else:
-            done = self._any_done(tensordict)
-            if not bool(done.any()):
-                return tensordict
-            if self.batch_size:
-                tensordict.set(RESET, done.unsqueeze(-1))
-                root = self.reset(tensordict)
-                root.pop(RESET, None)
-                tensordict.pop(RESET, None)
-                return root
-        spec_names = self._spec_root_names()
-        if all(key in spec_names for key in tensordict.keys()):  # nothing to carry over (the usual case)
-            return self.reset()
-        kept = tensordict.exclude(*self.observation_keys, *self.done_keys, *self.state_keys)
-        root = self.reset()
-        for key, value in kept.items(include_nested=True, leaves_only=True):
-            if key not in root.keys(include_nested=True):
-                root.set(key, value)
-        return root
-
-    def _spec_root_names(self) -> frozenset[str]:
-        """Names of the observation, done and state keys that sit at the root (not nested)."""
-        cached = self._keys_cache.get("_spec_root_names")
-        if cached is None:
-            keys = (*self.observation_keys, *self.done_keys, *self.state_keys)
-            cached = frozenset(k if isinstance(k, str) else k[0] for k in keys if isinstance(k, str) or len(k) == 1)
-            self._keys_cache["_spec_root_names"] = cached
-        return cached
-
-    def _any_done(self, td: TensorDictBase) -> torch.Tensor:
-        """A bool tensor of shape ``batch_size``: which sub-environments are done."""
-        done: torch.Tensor | None = None
-        for key in self._done_flag_keys():
-            value = td.get(key).reshape(*self.batch_size, -1).any(-1)
-            done = value if done is None else done | value
-        if done is None:
-            return torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
-        return done
-
-    def _done_flag_keys(self) -> list[NestedKey]:
-        """The done keys named ``done`` (one per group): those that say an episode ended."""
-        cached = self._keys_cache.get("_done_flags")
-        if cached is None:
-            cached = [key for key in self.done_keys if (key[-1] if isinstance(key, tuple) else key) == DONE]
-            self._keys_cache["_done_flags"] = cached
-        return cached
-
-    def rollout(
-        self,
-        max_steps: int,
-        policy: Policy | None = None,
-        *,
-        break_when_any_done: bool = True,
-        break_when_all_done: bool = False,
-        auto_reset: bool = True,
-        tensordict: TensorDictBase | None = None,
-        set_truncated: bool = False,
-    ) -> TensorDictBase:
-        """Run ``max_steps`` steps and return them stacked along a time dim.
-
-        The result has batch size ``(*batch_size, T)``. Without a policy the actions are
-        drawn at random from the action spec. ``break_when_any_done`` stops at the first
-        step where any sub-environment is done; otherwise done sub-environments are reset
-        and the rollout goes on; ``break_when_all_done`` (with ``break_when_any_done=False``)
-        resets sub-environments as they finish and stops once every one of them has ended an
-        episode. ``set_truncated`` marks the last step as truncated.
-        """
-        if not isinstance(max_steps, int) or max_steps < 1:
-            raise EnvError(f"rollout: max_steps must be a positive int, got {max_steps!r}")
-        if auto_reset:
-            td = self.reset(tensordict) if tensordict is not None else self.reset()
-        elif tensordict is None:
-            raise EnvError("rollout: auto_reset=False needs a tensordict to start from")
-        else:
-            td = tensordict
-        steps: list[TensorDictBase] = []
-        finished = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
-        for _ in range(max_steps):
-            if policy is None:
-                td.update(self._full_action_spec.rand(generator=self.generator))
-            else:
-                td = policy(td)
-            if break_when_any_done:
-                td = self.step(td)
-                steps.append(td)
-                if bool(self._any_done(td.get(NEXT)).any()):
-                    break
-                td = self._step_mdp(td)
-            else:
-                td, root = self.step_and_maybe_reset(td)
-                steps.append(td)
-                if break_when_all_done:
-                    finished = finished | self._any_done(td.get(NEXT))
-                    if bool(finished.all()):
-                        break
-                td = root
-        out = self._stack_steps(steps)
-        if set_truncated:
-            self._mark_truncated(out)
-        return out
-
-    def _mark_truncated(self, out: TensorDictBase) -> None:
-        """Mark the last step of a rollout truncated where it did not terminate."""
-        last = (*([slice(None)] * len(self.batch_size)), -1)
-        for prefix, names in self._done_groups():
-            if TRUNCATED not in names:
-                continue
-            group = out.get((NEXT, *prefix)) if prefix else out.get(NEXT)
-            terminated = group.get(TERMINATED)[last] if TERMINATED in names else False
-            group.get(TRUNCATED)[last] |= ~terminated
-            if DONE in names:
-                group.get(DONE)[last] = True
-
-    def _stack_steps(self, steps: list[TensorDictBase]) -> TensorDictBase:
-        try:
-            return torch.stack(steps, dim=len(self.batch_size))
-        except RuntimeError as err:
-            first = set(steps[0].keys(include_nested=True, leaves_only=True))
-            for t, step in enumerate(steps[1:], start=1):
-                keys = set(step.keys(include_nested=True, leaves_only=True))
-                if keys != first:
-                    raise EnvError(
-                        f"{type(self).__name__}.rollout: step {t} has keys {sorted(map(str, keys - first))} "
-                        f"that step 0 lacks and lacks {sorted(map(str, first - keys))}; an environment must "
-                        "produce the same keys at every step (declare them in its specs and return them from "
-                        "_reset as well as _step)"
-                    ) from err
-            raise EnvError(f"{type(self).__name__}.rollout: cannot stack the steps: {err}") from err
 
     # ------------------------------------------------------------------ validation
     def check_action(self, tensordict: TensorDictBase) -> None:
