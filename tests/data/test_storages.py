@@ -146,6 +146,18 @@ def test_packed_rows_read_back_exactly_and_contiguous():
         assert got[key].is_contiguous() and got[key].shape == expected.shape, key
 
 
+@pytest.mark.parametrize("make", [lambda tmp: LazyTensorStorage(8), lambda tmp: LazyMemmapStorage(8, scratch_dir=tmp)],
+                         ids=["tensor", "memmap"])
+def test_stored_data_carries_no_autograd_graph(make, tmp_path):
+    weight = torch.ones(3, requires_grad=True)
+    rb = TensorDictReplayBuffer(storage=make(tmp_path / "rb"), batch_size=4)
+    rb.extend(TensorDict({"observation": torch.randn(5, 3) * weight, "reward": torch.ones(5, 1)}, [5]))
+    rb.extend(TensorDict({"observation": torch.randn(1, 3) * weight, "reward": torch.ones(1, 1)}, [1]))
+    batch = rb.sample()
+    assert not batch["observation"].requires_grad and batch["observation"].grad_fn is None
+    assert weight.grad is None
+
+
 def test_list_storage_holds_any_object_and_collates():
     rb = ReplayBuffer(storage=ListStorage(3), batch_size=2)
     rb.extend([{"a": 1}, "x", 3.5])

@@ -72,7 +72,9 @@ class TensorStorage(Storage):
             layout = Layout.of(data)
             first = data if isinstance(data, torch.Tensor) else layout.leaves(data)[0]
             self._init_layout(layout, self.device or first.device)
-        leaves = layout.leaves(data)
+        # stored data is data: a value that carries a graph is stored without it (else the
+        # whole storage would join the graph and every sample would carry a grad_fn)
+        leaves = [leaf.detach() if leaf.requires_grad else leaf for leaf in layout.leaves(data)]
         if start is not None:
             # index is the circular range start, start + 1, ...: one or two slice copies
             # (a slice copy is several times faster than index_copy_).
