@@ -53,7 +53,9 @@ def lint(session: nox.Session) -> None:
 
 
 REFERENCE = ROOT / ".nox" / "reference"
-REFERENCE_PACKAGES = ("torchrl==0.14.1", "tensordict==0.14.3", "gymnasium[classic-control]==1.4.0", "stable-baselines3")
+REFERENCE_PACKAGES = (
+    "torchrl==0.14.1", "tensordict==0.14.3", "gymnasium[classic-control]==1.4.0", "stable-baselines3==2.9.2"
+)
 
 
 @nox.session
