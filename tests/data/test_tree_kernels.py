@@ -293,3 +293,28 @@ def test_bad_tree_arguments():
         get_tree_kernel("sum_tree", "torch")(0)
     with pytest.raises(BufferError, match="dtype must be a floating"):
         get_tree_kernel("min_tree", "torch")(4, torch.int64)
+
+
+@pytest.mark.parametrize("capacity", [5, 1000, 40_000])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_run_updates_build_the_same_tree_as_scattered_ones(capacity, dtype):
+    """Consecutive indices (what extend writes) take a sliced path; every node must equal
+    the one the gathered path computes, runs at the start, middle and end included."""
+    from rlkernel.data.kernels.torch_trees import MinTree, SumTree
+
+    rng = torch.Generator().manual_seed(capacity)
+    for cls in (SumTree, MinTree):
+        sliced, scattered = cls(capacity, dtype), cls(capacity, dtype)
+        runs = [(0, min(capacity, 1500)), (0, 3), (capacity // 2, min(capacity // 3 + 1, 1500)), (capacity - 2, 2)]
+        for start, length in runs:
+            index = torch.arange(start, start + length)
+            value = torch.rand(length, generator=rng, dtype=torch.float64)
+            sliced.update(index, value)
+            for i, v in zip(index.tolist(), value.tolist()):  # one at a time: never a run
+                scattered.update(torch.tensor([i]), torch.tensor([v], dtype=torch.float64))
+            assert torch.equal(sliced._tree, scattered._tree), (cls.__name__, start, length)
+        not_a_run = torch.tensor([1, 2, 4]) % capacity
+        sliced.update(not_a_run, torch.ones(3))
+        for i in not_a_run.tolist():
+            scattered.update(torch.tensor([i]), torch.ones(1))
+        assert torch.equal(sliced._tree, scattered._tree)

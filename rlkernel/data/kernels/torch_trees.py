@@ -81,6 +81,7 @@ class _SegmentTree:
             else:
                 self._n_sparse += 1
         self._winner = torch.zeros(capacity, dtype=torch.long)
+        self._iota: torch.Tensor | None = None  # arange(capacity), made on the first run update
         self._positions = torch.arange(1024)
 
     # -- the kernel interface ----------------------------------------------------------
@@ -91,6 +92,8 @@ class _SegmentTree:
         if k == 0:
             return
         value = value.reshape(-1).to(self.dtype)
+        if k > 1 and self._update_run(index, value, k):
+            return
         if k > 1:
             # Give every copy of a repeated index the value of its last occurrence, so
             # that the (unordered) indexed writes below all agree.
@@ -111,6 +114,27 @@ class _SegmentTree:
                 self._tree.index_copy_(0, node, combine(left, right, out=left))
         for level, lefts, rights in self._dense:
             combine(lefts, rights, out=level)
+
+    def _update_run(self, index: torch.Tensor, value: torch.Tensor, k: int) -> bool:
+        """:meth:`update` of consecutive leaves (what ``extend`` writes) with slices: no
+        gathers, no duplicate handling. ``False`` (nothing done) when ``index`` is not a run."""
+        first = int(index[0])
+        if first < 0 or first + k > self.capacity or int(index[-1]) != first + k - 1:
+            return False
+        iota = self._iota
+        if iota is None:
+            iota = self._iota = torch.arange(self.capacity)
+        if not torch.equal(index, iota[first : first + k]):
+            return False
+        self._leaves[first : first + k] = value
+        lo, hi = first + self._size, first + k + self._size  # the nodes changed at this level
+        combine, lefts, rights, tree = self._combine, self._lefts, self._rights, self._tree
+        for _ in range(self._n_sparse):
+            lo, hi = lo >> 1, ((hi - 1) >> 1) + 1
+            combine(lefts[lo:hi], rights[lo:hi], out=tree[lo:hi])
+        for level, level_lefts, level_rights in self._dense:
+            combine(level_lefts, level_rights, out=level)
+        return True
 
     def get(self, index: torch.Tensor) -> torch.Tensor:
         """The values of the leaves ``index``."""
