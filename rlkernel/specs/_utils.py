@@ -283,3 +283,8 @@ def resolve_expand(
         else:
             raise fail(f"dim {j} has size {old[j]}, not {size}")
     return torch.Size(out)
+
+
+def show_path(path: tuple[str, ...]) -> str:
+    """How a composite key is printed in messages: ``'obs'`` or ``('next', 'obs')``."""
+    return repr(path[0]) if len(path) == 1 else repr(path)

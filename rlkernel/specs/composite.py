@@ -7,11 +7,8 @@ with the composite's ``shape``. Nested keys are tuples of strings, as in TensorD
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-import torch
-from tensordict import TensorDict, TensorDictBase
 
 from rlkernel.errors import SpecError
 from rlkernel.specs._utils import (
@@ -23,10 +20,11 @@ from rlkernel.specs._utils import (
     fmt_shape,
     indexed_shape,
     normalize_index,
-    resolve_expand,
-    shape_args,
 )
+from rlkernel.specs._utils import show_path as _show
 from rlkernel.specs.base import TensorSpec
+from rlkernel.specs.composite_shapes import CompositeShapes
+from rlkernel.specs.composite_values import CompositeValues
 
 NestedKey = str | tuple[str, ...]
 
@@ -46,12 +44,9 @@ def _is_key(key: Any) -> bool:
     )
 
 
-def _show(path: tuple[str, ...]) -> str:
-    """How a key is printed in messages: ``'obs'`` or ``('next', 'obs')``."""
-    return repr(path[0]) if len(path) == 1 else repr(path)
 
 
-class Composite(TensorSpec):
+class Composite(CompositeValues, CompositeShapes, TensorSpec):
     """A nested mapping ``str -> TensorSpec`` describing a TensorDict.
 
     ``shape`` is the batch shape: every child's shape must start with it. Children are moved
@@ -256,212 +251,8 @@ class Composite(TensorSpec):
         """Whether writes are refused."""
         return self._locked
 
-    # ----------------------------------------------------------------- values
-    def rand(
-        self, shape: ShapeLike = None, *, generator: torch.Generator | None = None
-    ) -> TensorDict:
-        """A random TensorDict of batch size ``(*shape, *self.shape)``."""
-        lead = as_size(shape)
-        data = {k: v.rand(lead, generator=generator) for k, v in self._specs.items()}
-        return TensorDict(data, batch_size=(*lead, *self.shape), device=self.device)
-
-    def zero(self, shape: ShapeLike = None) -> TensorDict:
-        """The TensorDict of every child's ``zero``, batch size ``(*shape, *self.shape)``."""
-        lead = as_size(shape)
-        data = {k: v.zero(lead) for k, v in self._specs.items()}
-        return TensorDict(data, batch_size=(*lead, *self.shape), device=self.device)
-
-    def is_in(self, val: Any) -> bool:
-        """True iff ``val`` (TensorDict or mapping) holds every key with a value in its spec."""
-        if not isinstance(val, (TensorDictBase, Mapping)):
-            return False
-        for key, spec in self._specs.items():
-            try:
-                item = val[key]
-            except KeyError:
-                return False
-            if not spec.is_in(item):
-                return False
-        return True
-
-    def why_not_in(self, val: Any) -> str | None:
-        """``None`` if ``is_in(val)``, else why not, naming the first bad (nested) key."""
-        return self._why(val, ())
-
-    def _why(self, val: Any, prefix: tuple[str, ...]) -> str | None:
-        if not isinstance(val, (TensorDictBase, Mapping)):
-            where = f"key {_show(prefix)}: " if prefix else ""
-            return f"{where}expected a TensorDict or a mapping, got {type(val).__name__}"
-        for key, spec in self._specs.items():
-            path = (*prefix, key)
-            try:
-                item = val[key]
-            except KeyError:
-                return f"key {_show(path)} is missing"
-            if isinstance(spec, Composite):
-                reason = spec._why(item, path)
-            else:
-                reason = spec.why_not_in(item)
-                reason = reason and f"key {_show(path)} does not fit {spec!r}: {reason}"
-            if reason:
-                return reason
-        return None
-
-    def assert_is_in(self, val: Any, key: Any = None, *, role: str = "value") -> None:
-        """Raise :class:`SpecError` naming the first bad nested key unless ``is_in(val)``."""
-        if self.is_in(val):
-            return
-        who = role if key is None else f"{role} {key!r}"
-        raise SpecError(f"{who} does not fit the Composite spec: {self.why_not_in(val)}")
-
-    def project(self, val: Any) -> Any:
-        """Project every leaf; keys that the spec does not know are kept as they are.
-
-        A TensorDict gives a new TensorDict (same batch size), a mapping gives a dict.
-        """
-        if not isinstance(val, (TensorDictBase, Mapping)):
-            raise SpecError(
-                f"Composite.project expects a TensorDict or a mapping, got {type(val).__name__}"
-            )
-        missing = [k for k in self._specs if k not in val.keys()]
-        if missing:
-            raise SpecKeyError(f"Composite.project: keys {missing} are missing from the value")
-        out = {}
-        for key in val.keys():
-            spec, item = self._specs.get(key), val[key]
-            if spec is not None:
-                item = self._keyed(key, "project", lambda s=spec, x=item: s.project(x))
-            out[key] = item
-        if isinstance(val, TensorDictBase):
-            return TensorDict(out, batch_size=val.batch_size, device=val.device)
-        return out
-
-    def encode(self, val: Any, *, ignore_device: bool = False) -> TensorDict:
-        """Encode a mapping ``key -> value`` (nested mappings for nested composites) into a
-        TensorDict of batch size ``self.shape``; each child encodes its own value."""
-        if not isinstance(val, (TensorDictBase, Mapping)):
-            raise SpecError(f"Composite.encode expects a mapping, got {type(val).__name__}")
-        out = {}
-        for key, item in val.items():
-            spec = self._specs.get(key)
-            if spec is None:
-                raise SpecKeyError(
-                    f"Composite.encode: key {key!r} is not in the spec (keys: {list(self._specs)})"
-                )
-            out[key] = self._keyed(
-                key, "encode", lambda s=spec, x=item: s.encode(x, ignore_device=ignore_device)
-            )
-        return TensorDict(out, batch_size=self.shape, device=None if ignore_device else self.device)
-
-    @staticmethod
-    def _keyed(key: str, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except SpecError as err:
-            raise type(err)(f"Composite.{what}: key {key!r}: {err}") from err
-
-    # ----------------------------------------------------------------- abstract hooks
-    def _values_in(self, val: torch.Tensor) -> bool:
-        return self.is_in(val)
-
-    def _why_values(self, val: torch.Tensor) -> str | None:
-        return self.why_not_in(val)
-
-    def _project(self, val: torch.Tensor) -> torch.Tensor:
-        return self.project(val)
-
     def _ctor_kwargs(self) -> dict[str, Any]:
         return {"spec_dict": dict(self._specs), "shape": self.shape, "device": self.device}
-
-    # ----------------------------------------------------------------- shape operations
-    def _map_children(
-        self, fn: Callable[[TensorSpec], TensorSpec], shape: torch.Size, what: str
-    ) -> Composite:
-        out = Composite(shape=shape, device=self.device)
-        for key, value in self._specs.items():
-            out._specs[key] = self._keyed(key, what, lambda v=value: fn(v))
-            child = out._specs[key]
-            if child.shape[: len(shape)] != shape:  # a child refused to follow the batch dims
-                raise SpecError(
-                    f"Composite.{what}: key {key!r} gave shape {fmt_shape(child.shape)}, "
-                    f"which does not start with {fmt_shape(shape)}"
-                )
-        return out
-
-    def expand(self, *shape: Any) -> Composite:
-        """Expand the batch shape (new leading dims, ``-1`` keeps, size-1 dims may grow);
-        every child is expanded alike."""
-        new = resolve_expand(self.shape, shape_args(shape, "expand"), self._ndim, "Composite")
-        nd = self._ndim
-        return self._map_children(lambda v: v.expand(*new, *v.shape[nd:]), new, "expand")
-
-    def unsqueeze(self, dim: int) -> Composite:
-        """Insert a batch dim of size 1 at ``dim`` (relative to the batch shape)."""
-        d = dim + self._ndim + 1 if dim < 0 else dim
-        if not 0 <= d <= self._ndim:
-            raise SpecError(
-                f"Composite.unsqueeze({dim}): dim out of range for batch shape "
-                f"{fmt_shape(self.shape)}"
-            )
-        new = torch.Size((*self.shape[:d], 1, *self.shape[d:]))
-        return self._map_children(lambda v: v.unsqueeze(d), new, "unsqueeze")
-
-    def squeeze(self, dim: int | None = None) -> Composite:
-        """Drop batch dims of size 1 (all of them, or ``dim`` when it has size 1)."""
-        if dim is None:
-            dims = [i for i, s in enumerate(self.shape) if s == 1]
-        else:
-            d = dim + self._ndim if dim < 0 else dim
-            if not 0 <= d < self._ndim:
-                raise SpecError(
-                    f"Composite.squeeze({dim}): dim out of range for batch shape "
-                    f"{fmt_shape(self.shape)}"
-                )
-            dims = [d] if self.shape[d] == 1 else []
-        new = torch.Size(s for i, s in enumerate(self.shape) if i not in dims)
-
-        def drop(v: TensorSpec) -> TensorSpec:
-            for d in reversed(dims):
-                v = v.squeeze(d)
-            return v
-
-        return self._map_children(drop, new, "squeeze")
-
-    @property
-    def ndim(self) -> int:
-        """Number of batch dims."""
-        return self._ndim
-
-    # ----------------------------------------------------------------- copies
-    def clone(self) -> Composite:
-        """A deep, unlocked copy."""
-        return self._map_children(lambda v: v.clone(), self.shape, "clone")
-
-    def to(self, dest: torch.dtype | DeviceLike) -> Composite:
-        """Move every child to a device, or cast the floating-point leaves to a dtype
-        (integer and bool leaves keep theirs)."""
-        if isinstance(dest, torch.dtype):
-
-            def cast(v: TensorSpec) -> TensorSpec:
-                if isinstance(v, Composite) or v.dtype.is_floating_point:
-                    return v.to(dest)
-                return v
-
-            return self._map_children(cast, self.shape, "to")
-        device = as_device(dest)
-        if device == self.device:
-            return self
-        out = Composite(shape=self.shape, device=device)
-        for key, value in self._specs.items():
-            out._specs[key] = value.to(device)
-        return out
-
-    def _structure_copy(self) -> Composite:
-        """New, unlocked composites all the way down; leaf specs are shared."""
-        out = Composite(shape=self.shape, device=self.device)
-        for key, value in self._specs.items():
-            out._specs[key] = value._structure_copy() if isinstance(value, Composite) else value
-        return out
 
     def select(self, *keys: NestedKey, strict: bool = True) -> Composite:
         """A composite with only ``keys`` (nested keys allowed). Leaf specs are shared, not
