@@ -132,6 +132,7 @@ class Stepper:
         else:
             self.policy(root)
         buffer = self.buffer
+        into = self._into
         nxt: list | None = None
         full = self._write_all
         if self._direct_step:
@@ -144,7 +145,6 @@ class Stepper:
                 first_root = root.clone()
             if check and env.check_actions:
                 env.check_action(root)
-            into = self._into
             if into is None:
                 out, nxt = self._complete(env._step(root))
             else:  # the env writes straight into fixed output tensors (see _bind_step_into)
@@ -170,7 +170,11 @@ class Stepper:
         else:
             self._write(buffer, t, gather(root, self._partial_root_paths) + nxt, PARTIAL_AND_NEXT)
         self._write_all = not self._shift
-        put_many(root, self._carry, nxt)
+        if into is None:
+            put_many(root, self._carry, nxt)
+        else:  # the root gets copies: the outputs are rewritten at the next step
+            for path, index in self._carry:
+                put(root, path, nxt[index].clone())
         flags = [nxt[index] for index in self._done_index]
         if self._single_flag:  # one sub-environment, one flag: no mask to build
             if bool(flags[0]):
@@ -289,10 +293,11 @@ class Stepper:
     def _bind_step_into(self, root: TensorDictBase, out: TensorDictBase) -> tuple | None:
         """The environment's direct step, when it has one (``env._step_into_fn``, e.g.
         ``rlkernel_gym.GymWrapper``): it reads the action and writes the step's outputs
-        into tensors allocated here, which then serve as the step's ``"next"`` values (the
-        buffer copies them; the root holds them until the next step overwrites them, after
-        the policy read them). Not with truncation by ``max_frames_per_traj`` (it edits the
-        output) or when ``env.step`` is overridden; ``None`` then, or when the env has none.
+        into tensors allocated here, which then serve as the step's ``"next"`` values: the
+        buffer copies them, and the root gets copies of those it carries (what the policy
+        reads may be kept or aliased by it: it must not change under it). Not with truncation
+        by ``max_frames_per_traj`` (it edits the output) or when ``env.step`` is overridden;
+        ``None`` then, or when the env has none.
         """
         make = getattr(self.env, "_step_into_fn", None)
         action_keys = self.env.action_keys

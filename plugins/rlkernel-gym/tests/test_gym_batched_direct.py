@@ -10,6 +10,7 @@ import pytest
 import torch
 from gymnasium import spaces
 from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
 
 from rlkernel.envs.batched import ParallelEnv, SerialEnv
 from rlkernel.errors import EnvError, WorkerError
@@ -227,3 +228,34 @@ def test_vector_maybe_reset_in_one_pass_equals_the_generic_merge():
     finally:
         fast.close()
         generic.close()
+
+
+class KeepsLastObservation(torch.nn.Module):
+    """Acts on the change of the observation, keeping a reference to the last one it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prev: torch.Tensor | None = None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        delta = torch.zeros((*obs.shape[:-1], 1)) if self.prev is None else (obs - self.prev)[..., :1]
+        self.prev = obs
+        return delta.clamp(-2, 2)
+
+
+@pytest.mark.parametrize("make_policy", [
+    lambda: TensorDictModule(lambda obs: obs[..., :1], in_keys=["observation"], out_keys=["action"]),
+    lambda: TensorDictModule(KeepsLastObservation(), in_keys=["observation"], out_keys=["action"]),
+], ids=["action-is-a-view-of-the-observation", "policy-keeps-the-observation"])
+def test_direct_collector_steps_never_change_what_the_policy_was_given(make_policy):
+    from rlkernel.collectors import SyncDataCollector
+
+    batches = []
+    for cls in (GymEnv, NoDirectGymEnv):
+        collector = SyncDataCollector(cls("Pendulum-v1"), make_policy(), frames_per_batch=16, total_frames=32, seed=0)
+        batches.append(list(collector))
+        assert (collector._stepper._into is not None) == (cls is GymEnv)
+        collector.shutdown()
+    for a, b in zip(*batches, strict=True):
+        assert (a == b).all()
+    assert batches[0][1]["action"].abs().sum() > 0
