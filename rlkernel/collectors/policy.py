@@ -74,8 +74,10 @@ def _fast_module(policy: Any) -> FastCall | None:
     parts = tensor_call_parts(policy)
     if parts is not None:
         return parts
-    offer = getattr(policy, "collector_tensor_call", None)
-    found = offer() if callable(offer) else None
+    # looked up on the class: a wrapper forwarding attributes (torch.compile's OptimizedModule)
+    # must not lend the inner module's fast path, which would bypass the wrapper
+    offer = getattr(type(policy), "collector_tensor_call", None)
+    found = offer(policy) if callable(offer) else None
     if found is None:
         return None
     fn, in_keys, out_keys = found

@@ -58,18 +58,18 @@ class PartialResets:
         """:meth:`_merge_partial_reset` when every entry of ``after`` is a tensor at the root
         (the usual case): one pass over plain dicts, ``None`` otherwise."""
         new_entries = after._tensordict
-        if not all(type(value) is torch.Tensor for value in new_entries.values()):
+        if not all(isinstance(value, torch.Tensor) for value in new_entries.values()):
             return None
         entries = {}
         for key, value in before._tensordict.items():
             if key == RESET or key == NEXT:
                 continue
             # a nested sub-TensorDict is copied (shallow): the result must not share it
-            entries[key] = value if type(value) is torch.Tensor else value.copy()
+            entries[key] = value if isinstance(value, torch.Tensor) else value.copy()
         ndim = mask.ndim
         for key, new in new_entries.items():
             old = entries.get(key)
-            if type(old) is not torch.Tensor:
+            if not isinstance(old, torch.Tensor):
                 entries[key] = new
                 continue
             extra = new.ndim - ndim

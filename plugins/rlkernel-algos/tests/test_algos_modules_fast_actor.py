@@ -97,3 +97,42 @@ def test_deterministic_fast_path_does_not_draw():
         first = fn(obs)[1]
         assert torch.equal(first, fn(obs)[1])  # deterministic: no draw
     env.close()
+
+
+class _DictNet(nn.Module):
+    def forward(self, obs):
+        return {"logits": obs[..., :2] * 3.0}
+
+
+def test_the_fast_path_steps_aside_where_forward_writes_something_else():
+    from rlkernel.collectors.policy import _fast_module
+
+    env = _env("categorical")
+    selected = _actor("categorical", env)
+    selected.select_out_keys("action")  # forward writes only the action
+    assert selected.collector_tensor_call() is None
+    writes_action = ProbabilisticActor(
+        TensorDictModule(nn.Linear(4, 2), ["observation"], ["action"]),  # the parameter net writes the action
+        in_keys={"logits": "action"}, out_keys=["action"], distribution_class=torch.distributions.Categorical,
+    )
+    assert writes_action.collector_tensor_call() is None
+    compiled = torch.compile(_actor("categorical", env))  # the wrapper must not lend the inner fast path
+    assert _fast_module(compiled) is None
+    env.close()
+
+
+def test_a_parameter_net_returning_a_mapping_falls_back_to_forward():
+    env = _env("categorical")
+    actor = ProbabilisticActor(TensorDictModule(_DictNet(), ["observation"], ["logits"]), in_keys=["logits"],
+                               distribution_class=torch.distributions.Categorical, return_log_prob=True)
+    caller = PolicyCaller(actor, torch.device("cpu"), None)
+    assert caller.fast is not None
+    root = env.reset()
+    expected = root.clone()
+    with torch.no_grad():
+        torch.manual_seed(2)
+        caller(root)
+        torch.manual_seed(2)
+        actor(expected)
+    assert set(root.keys(True, True)) == set(expected.keys(True, True)) and (root == expected).all()
+    env.close()

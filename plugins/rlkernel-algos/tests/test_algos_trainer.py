@@ -220,8 +220,9 @@ def test_an_unreached_stop_at_return_trains_for_all_frames():
     trainer = ppo_trainer(3 * BATCH, stop_at_return=10_000.0)
     metrics = trainer.train()
     assert trainer.collected_frames == 3 * BATCH and metrics["reached_target"] == 0.0
-    with pytest.raises(TrainerError, match="stop_at_return must be a finite number"):
-        ppo_trainer(BATCH, stop_at_return=float("nan"))
+    for bad in (float("nan"), "475", True, [475]):
+        with pytest.raises(TrainerError, match="stop_at_return must be a finite number"):
+            ppo_trainer(BATCH, stop_at_return=bad)
     with pytest.raises(TrainerError, match="return_window must be"):
         ppo_trainer(BATCH, return_window=0)
 
@@ -244,6 +245,8 @@ def test_return_tracker_sums_rewards_like_reward_sum():
         found_rewards += from_rewards.update(batch.exclude(("next", "episode_reward")))
     assert found_sum == found_rewards and len(found_sum) > 10
     assert from_rewards.mean_length == pytest.approx(from_rewards.mean_return)  # CartPole: reward 1 per step
+    # the lengths window holds the same episodes as the returns window, in the same order
+    assert list(from_rewards.lengths) == [int(r) for r in from_rewards.returns]
 
 
 def test_return_tracker_state_round_trip():

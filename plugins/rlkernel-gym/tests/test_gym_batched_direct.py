@@ -259,3 +259,50 @@ def test_direct_collector_steps_never_change_what_the_policy_was_given(make_poli
     for a, b in zip(*batches, strict=True):
         assert (a == b).all()
     assert batches[0][1]["action"].abs().sum() > 0
+
+
+def test_a_subclass_reset_is_called_by_vector_maybe_reset():
+    class CountingResets(GymEnv):
+        resets = 0
+
+        def reset(self, tensordict=None, **kwargs):
+            type(self).resets += 1
+            return super().reset(tensordict, **kwargs)
+
+    env = CountingResets("CartPole-v1", num_envs=2)
+    try:
+        env.set_seed(0)
+        td = env.reset()
+        ended = 0
+        for _ in range(60):
+            td.set("action", env.action_spec.rand())
+            td, root = env.step_and_maybe_reset(td)
+            ended += int(td["next", "done"].any())
+            td = root
+        assert ended > 0 and CountingResets.resets == 1 + ended
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("num_envs", [None, 3])
+def test_direct_step_reports_a_missing_action_and_rejects_a_float_one_like_step(num_envs):
+    from rlkernel.errors import ActionError
+
+    env = GymEnv("CartPole-v1", num_envs=num_envs)
+    try:
+        env.reset()
+        keys = ("observation", "reward", "terminated", "truncated", "done")
+        outputs = {key: value.clone() for key, value in env.fake_tensordict()["next"].items() if key in keys}
+        inputs = {"action": env.full_action_spec.zero()["action"]}
+        step = env._step_into_fn(inputs, outputs)
+        inputs["action"] = None
+        with pytest.raises(ActionError, match="the action key 'action' is missing"):
+            step()
+        inputs["action"] = env.full_action_spec.zero()["action"].float() + 0.7
+        with pytest.raises(Exception) as direct:
+            step()
+        with pytest.raises(Exception) as generic:
+            env._step(TensorDict({"action": inputs["action"]}, env.batch_size))
+        assert type(direct.value) is type(generic.value)  # gymnasium refuses a float action either way
+    finally:
+        env.close()

@@ -141,12 +141,18 @@ class GymWrapper(FastPaths, EnvBase):
         # The TensorDict _step/_reset built last (unless a subclass changes them, it holds
         # every done flag: _complete, called right after, has nothing to check or fill).
         self._complete_output: TensorDictBase | None = None
-        self._own_outputs = type(self)._step is GymWrapper._step and type(self)._reset is GymWrapper._reset
+        cls = type(self)
+        self._own_outputs = (
+            cls._step is GymWrapper._step and cls._reset is GymWrapper._reset
+            and cls._step_vector is GymWrapper._step_vector
+        )
         self._action_checks: QuickActionCheck | None = None
         # maybe_reset in one pass (see there): a vector env whose outputs are the observation
-        # and the three flags, none nested, with this class's _reset and _step
+        # and the three flags, none nested, with this class's _reset and _step and EnvBase's
+        # reset (a subclass's reset must be called)
         self._plain_vector_reset = (
             is_vector and self._own_outputs and self._trusted_outputs and self._flat_outputs and not self._has_info
+            and cls.reset is EnvBase.reset and cls._merge_partial_reset is EnvBase._merge_partial_reset
         )
 
     # ------------------------------------------------------------------ construction helpers

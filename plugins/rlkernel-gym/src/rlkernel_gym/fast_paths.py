@@ -22,7 +22,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from rlkernel.envs.step import DONE, NEXT, RESET, REWARD, TERMINATED, TRUNCATED
-from rlkernel.errors import EnvError
+from rlkernel.errors import ActionError, EnvError
 
 
 class FastPaths:
@@ -34,7 +34,9 @@ class FastPaths:
         gymnasium's masked reset returns the observations of every sub-env (the current one
         where no reset happened) and the sub-envs that were not reset were not done (their
         flags are all False), so the new root is the old one with gymnasium's observations
-        and cleared flags: no per-entry merge, same result.
+        and cleared flags: no per-entry merge, same result. (gymnasium's Sync/AsyncVectorEnv
+        return the current observation of the sub-envs not reset; a third-party VectorEnv
+        that does not should be wrapped through a subclass that overrides ``reset``.)
         """
         if not self._plain_vector_reset or type(tensordict) is not TensorDict or "_reset" in vars(self):
             return super().maybe_reset(tensordict)
@@ -46,7 +48,7 @@ class FastPaths:
         entries = {}
         for key, value in tensordict._tensordict.items():
             if key != NEXT and key != RESET:  # a nested sub-TensorDict is copied: the result must not share it
-                entries[key] = value if type(value) is torch.Tensor else value.copy()
+                entries[key] = value if isinstance(value, torch.Tensor) else value.copy()
         self._obs_layout.source(obs, entries)
         shape = self._flags_shape
         entries[TERMINATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
@@ -92,7 +94,9 @@ class FastPaths:
             if needs_reset[0] if not vector else needs_reset.any():
                 raise self._not_reset_error()
             action = inputs[act_key]
-            if as_int:
+            if action is None:
+                raise ActionError(f"{type(self).__name__}.step: the action key {act_key!r} is missing")
+            if as_int and not action.is_floating_point():
                 action = int(action.item()) + start
             else:
                 action = action.numpy() if action.is_cpu and not action.requires_grad else action.detach().cpu().numpy()

@@ -226,6 +226,14 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         modules = list(self.module)
         if len(modules) != 2 or self._forward_hooks or self._forward_pre_hooks:
             return None
+        # forward() would write other keys than the fast path: a selection of out-keys, not
+        # in place, partial or composite outputs, or an action the parameter net writes itself
+        if (
+            getattr(self, "_select_before_return", False) or self.inplace not in (None, True)
+            or getattr(self, "partial_tolerant", False) or getattr(self, "return_composite", False)
+            or not getattr(self, "_requires_sample", True)
+        ):
+            return None
         params, sampler = modules
         parts = tensor_call_parts(params)
         if parts is None or type(sampler) is not ProbabilisticTensorDictModule:
@@ -244,7 +252,7 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
             positions = [param_paths.index(_path(key)) for key in sampler.in_keys]
         except ValueError:
             return None
-        if len(sample_keys) != 1 or "_" in param_keys:
+        if len(sample_keys) != 1 or "_" in param_keys or _path(sample_keys[0]) in param_paths:
             return None
         names = [key[-1] if isinstance(key, tuple) else key for key in sampler.dist_keys]
         kwargs = dict(sampler.distribution_kwargs or {})
@@ -256,9 +264,9 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
             if skip_existing():
                 return NotImplemented
             out = net(*inputs)
-            outs = (out,) if type(out) is torch.Tensor else tuple(out)
-            if len(outs) != n_params:
-                return NotImplemented  # forward() says what is wrong
+            outs = (out,) if isinstance(out, torch.Tensor) else out if type(out) is tuple else None
+            if outs is None or len(outs) != n_params:
+                return NotImplemented  # a mapping, or a wrong count: forward() handles or explains it
             dist = cls(**{name: outs[i] for name, i in zip(names, positions)}, **kwargs)
             kind = interaction_type() or default_type
             joint = _get_joint_sample_and_log_prob(dist) if with_log_prob and kind is InteractionType.RANDOM else None

@@ -106,9 +106,9 @@ class EpisodeReturnTracker:
         at_end = end.clamp_min(0).unsqueeze(-1)
         self._carry_return = torch.where(ended, total[:, -1] - total.gather(-1, at_end).squeeze(-1), total[:, -1])
         self._carry_length = torch.where(ended, count[:, -1] - count.gather(-1, at_end).squeeze(-1), count[:, -1])
-        self.lengths.extend(lengths.tolist())
         # order the episodes by the step at which they ended, across sub-environments
         order = torch.nonzero(done)[:, 1].argsort(stable=True)
+        self.lengths.extend(lengths[order].tolist())
         return returns[order].tolist()
 
     def state_dict(self) -> dict[str, Any]:

@@ -160,7 +160,10 @@ class Trainer(CheckpointMixin):
         self.hooks = HookTable()
         self.modules: dict[str, Any] = {}
         self.returns = EpisodeReturnTracker(_count("return_window", return_window))
-        if stop_at_return is not None and not math.isfinite(float(stop_at_return)):
+        if stop_at_return is not None and (
+            isinstance(stop_at_return, bool) or not isinstance(stop_at_return, (int, float))
+            or not math.isfinite(stop_at_return)
+        ):
             raise TrainerError(f"Trainer: stop_at_return must be a finite number or None, got {stop_at_return!r}")
         self.stop_at_return = None if stop_at_return is None else float(stop_at_return)
         self.reached_target = False
