@@ -182,37 +182,32 @@ void raise_bad_index(const std::int64_t *index, Py_ssize_t pos, Py_ssize_t capac
 // Python entry points
 // ---------------------------------------------------------------------------------
 
-// update(tree, capacity, index, value): shared by sum_update and min_update.
-template <template <typename> class Op>
-PyObject *update_entry(PyObject *args) {
-    PyObject *tree_obj, *index_obj, *value_obj;
-    Py_ssize_t capacity, leaves;
-    if (!PyArg_ParseTuple(args, "OnOO", &tree_obj, &capacity, &index_obj, &value_obj)) {
-        return nullptr;
+// The index and value buffers of an update: int64 indices, values of the tree's kind,
+// the same length (*k). False with a Python error set otherwise.
+bool acquire_index_value(PyObject *index_obj, PyObject *value_obj, Kind kind, Buffer &index,
+                         Buffer &value, Py_ssize_t *k) {
+    if (!index.acquire(index_obj, false, "index") || !expect_kind(index, Kind::i64, "index") ||
+        !value.acquire(value_obj, false, "value") || !expect_kind(value, kind, "value")) {
+        return false;
     }
-    Buffer tree, index, value;
-    if (!tree.acquire(tree_obj, true, "tree") || !check_tree(tree, capacity, &leaves) ||
-        !index.acquire(index_obj, false, "index") || !expect_kind(index, Kind::i64, "index") ||
-        !value.acquire(value_obj, false, "value") || !expect_kind(value, tree.kind(), "value")) {
-        return nullptr;
-    }
-    const Py_ssize_t k = index.size();
-    if (value.size() != k) {
+    *k = index.size();
+    if (value.size() != *k) {
         PyErr_Format(PyExc_ValueError, "index and value must have the same length, got %zd and %zd",
-                     k, value.size());
-        return nullptr;
+                     *k, value.size());
+        return false;
     }
-    const std::int64_t *idx = index.data<std::int64_t>();
+    return true;
+}
+
+// Check the k indices against the capacity and, if all are valid, run kernel() -- both
+// without the GIL; raise IndexError naming the first bad one otherwise (nothing written).
+template <class Kernel>
+PyObject *run_update(const std::int64_t *idx, Py_ssize_t k, Py_ssize_t capacity, Kernel kernel) {
     Py_ssize_t bad;
     Py_BEGIN_ALLOW_THREADS;
     bad = first_bad_index(idx, k, capacity);
     if (bad < 0) {
-        if (tree.kind() == Kind::f32) {
-            update_kernel<float, Op<float>>(tree.data<float>(), leaves, idx, value.data<float>(), k);
-        } else {
-            update_kernel<double, Op<double>>(tree.data<double>(), leaves, idx, value.data<double>(),
-                                              k);
-        }
+        kernel();
     }
     Py_END_ALLOW_THREADS;
     if (bad >= 0) {
@@ -222,21 +217,42 @@ PyObject *update_entry(PyObject *args) {
     Py_RETURN_NONE;
 }
 
+// update(tree, capacity, index, value): shared by sum_update and min_update.
+template <template <typename> class Op>
+PyObject *update_entry(PyObject *args) {
+    PyObject *tree_obj, *index_obj, *value_obj;
+    Py_ssize_t capacity, leaves, k;
+    if (!PyArg_ParseTuple(args, "OnOO", &tree_obj, &capacity, &index_obj, &value_obj)) {
+        return nullptr;
+    }
+    Buffer tree, index, value;
+    if (!tree.acquire(tree_obj, true, "tree") || !check_tree(tree, capacity, &leaves) ||
+        !acquire_index_value(index_obj, value_obj, tree.kind(), index, value, &k)) {
+        return nullptr;
+    }
+    const std::int64_t *idx = index.data<std::int64_t>();
+    return run_update(idx, k, capacity, [&] {
+        if (tree.kind() == Kind::f32) {
+            update_kernel<float, Op<float>>(tree.data<float>(), leaves, idx, value.data<float>(), k);
+        } else {
+            update_kernel<double, Op<double>>(tree.data<double>(), leaves, idx, value.data<double>(), k);
+        }
+    });
+}
+
 // pair_update(sum_tree, min_tree, capacity, index, value): sum_update of the first tree
 // and min_update of the second with the same leaves, in one call (the prioritized
 // sampler's two trees always get the same values).
 PyObject *pair_update(PyObject *, PyObject *args) {
     PyObject *sum_obj, *min_obj, *index_obj, *value_obj;
-    Py_ssize_t capacity, leaves, min_leaves;
+    Py_ssize_t capacity, leaves, min_leaves, k;
     if (!PyArg_ParseTuple(args, "OOnOO", &sum_obj, &min_obj, &capacity, &index_obj, &value_obj)) {
         return nullptr;
     }
     Buffer sum, min, index, value;
     if (!sum.acquire(sum_obj, true, "sum tree") || !check_tree(sum, capacity, &leaves) ||
         !min.acquire(min_obj, true, "min tree") || !check_tree(min, capacity, &min_leaves) ||
-        !expect_kind(min, sum.kind(), "min tree") || !index.acquire(index_obj, false, "index") ||
-        !expect_kind(index, Kind::i64, "index") || !value.acquire(value_obj, false, "value") ||
-        !expect_kind(value, sum.kind(), "value")) {
+        !expect_kind(min, sum.kind(), "min tree")) {
         return nullptr;
     }
     if (min_leaves != leaves) {
@@ -244,33 +260,19 @@ PyObject *pair_update(PyObject *, PyObject *args) {
                      min_leaves);
         return nullptr;
     }
-    const Py_ssize_t k = index.size();
-    if (value.size() != k) {
-        PyErr_Format(PyExc_ValueError, "index and value must have the same length, got %zd and %zd",
-                     k, value.size());
+    if (!acquire_index_value(index_obj, value_obj, sum.kind(), index, value, &k)) {
         return nullptr;
     }
     const std::int64_t *idx = index.data<std::int64_t>();
-    Py_ssize_t bad;
-    Py_BEGIN_ALLOW_THREADS;
-    bad = first_bad_index(idx, k, capacity);
-    if (bad < 0) {
+    return run_update(idx, k, capacity, [&] {
         if (sum.kind() == Kind::f32) {
             update_kernel<float, SumOp<float>>(sum.data<float>(), leaves, idx, value.data<float>(), k);
             update_kernel<float, MinOp<float>>(min.data<float>(), leaves, idx, value.data<float>(), k);
         } else {
-            update_kernel<double, SumOp<double>>(sum.data<double>(), leaves, idx,
-                                                 value.data<double>(), k);
-            update_kernel<double, MinOp<double>>(min.data<double>(), leaves, idx,
-                                                 value.data<double>(), k);
+            update_kernel<double, SumOp<double>>(sum.data<double>(), leaves, idx, value.data<double>(), k);
+            update_kernel<double, MinOp<double>>(min.data<double>(), leaves, idx, value.data<double>(), k);
         }
-    }
-    Py_END_ALLOW_THREADS;
-    if (bad >= 0) {
-        raise_bad_index(idx, bad, capacity);
-        return nullptr;
-    }
-    Py_RETURN_NONE;
+    });
 }
 
 PyObject *sum_update(PyObject *, PyObject *args) { return update_entry<SumOp>(args); }
