@@ -8,9 +8,10 @@ does no ``step_mdp`` and builds no TensorDict of its own:
   list of tensors serves the buffer write, the done check and the move to the next step
   (the next observation and done flags are rebound into the root);
 * ``env._step`` is called directly when the environment does not override ``step``
-  (``EnvBase.step`` would check the action and complete the done flags every step: the
-  action is checked at the first policy step of each batch, the flags are completed only
-  when the output lacks one);
+  (``EnvBase.step`` would complete the done flags every step: they are completed only when
+  the output lacks one); the action a policy wrote is checked at every step by
+  ``env.check_step_input``, as ``env.step`` does (random actions drawn from the action spec
+  are in it by construction);
 * root leaves equal to the previous step's ``"next"`` leaves (observation, done flags)
   are not copied at every step: they are written after a reset and otherwise filled from
   ``"next"`` in one copy per leaf at the end of the batch. This is on only when nothing
@@ -112,20 +113,20 @@ class Stepper:
     # ------------------------------------------------------------------ the loop
     def collect(self, random_steps: int = 0) -> TensorDictBase:
         """Run ``steps`` steps (the first ``random_steps`` with random actions) into the buffer."""
-        first_policy_step = random_steps if random_steps < self.steps else -1
         written = [False] * self.steps
         self._write_all = True  # the first step of a batch writes every root leaf
         for t in range(self.steps):
             written[t] = self._write_all
-            self._step(t, t < random_steps, t == first_policy_step)
+            self._step(t, t < random_steps)
         assert self.buffer is not None
         self.buffer.fill_shifted(written)
         return self.buffer.data
 
-    def _step(self, t: int, random: bool, check: bool) -> None:
+    def _step(self, t: int, random: bool) -> None:
         env = self.env
         root = self.root
-        if random or self.policy.policy is None:
+        drawn = random or self.policy.policy is None
+        if drawn:
             for path, zero in self._policy_zeros:
                 put(root, path, zero)
             env.rand_action(root)
@@ -143,8 +144,8 @@ class Stepper:
                 self._write(buffer, t, gather(root, self._root_paths), ROOT)
             elif buffer is None:
                 first_root = root.clone()
-            if check and env.check_actions:
-                env.check_action(root)
+            if not drawn:
+                env.check_step_input(root)
             if into is None:
                 out, nxt = self._complete(env._step(root))
             else:  # the env writes straight into fixed output tensors (see _bind_step_into)

@@ -106,9 +106,11 @@ class SyncDataCollector(DataCollectorBase):
     fused copy of its leaves into it, and the observation and done flags of the root are
     filled from the previous step's ``"next"`` at the end of the batch rather than copied
     again (see :mod:`rlkernel.collectors.stepper`). A plain ``TensorDictModule`` policy is
-    called without its wrapper (see :mod:`rlkernel.collectors.policy`). Actions are checked
-    against the action spec at the first policy step of each batch (when the environment's
-    ``check_actions`` is on), not at every step. Policies run under ``torch.no_grad()``.
+    called without its wrapper (see :mod:`rlkernel.collectors.policy`). The policy's actions
+    are checked against the action spec at every step when the environment's
+    ``check_actions`` is on (``env.check_step_input``, as ``env.step`` does): an action
+    outside the spec is an :class:`~rlkernel.errors.ActionError` naming the key, the spec
+    and the value, and nothing of that batch is returned. Policies run under ``torch.no_grad()``.
     The collector does not change the number of torch threads of this process (set
     ``torch.set_num_threads(1)`` yourself for small policies).
     """

@@ -153,8 +153,7 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         """
         if self.is_closed:
             self._assert_open()
-        if self.check_actions:
-            self.check_action(tensordict)
+        self.check_step_input(tensordict)
         tensordict.set(NEXT, self._complete(self._step(tensordict), "_step"))
         return tensordict
 
@@ -234,6 +233,18 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         return cached
 
     # ------------------------------------------------------------------ validation
+    def check_step_input(self, tensordict: TensorDictBase) -> None:
+        """The one place that decides whether a step's input is checked: with
+        ``check_actions`` on, :meth:`check_action`; otherwise nothing.
+
+        Every path that steps an environment calls it before each step whose action it did
+        not draw from the env's own action spec: :meth:`step`, the batched envs'
+        ``step_and_maybe_reset``, the rollouts and the collectors' stepper (a random action
+        drawn with :meth:`rand_action` is in the spec by construction).
+        """
+        if self.check_actions:
+            self.check_action(tensordict)
+
     def check_action(self, tensordict: TensorDictBase) -> None:
         """Raise :class:`~rlkernel.errors.ActionError` unless every action fits its spec."""
         for key in self.action_keys:

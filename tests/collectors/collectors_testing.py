@@ -130,3 +130,32 @@ def hang_guard(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class LateOutOfBounds(nn.Module):
+    """Observation -> action ``0.5`` for the first ``good_steps`` calls, then ``value``.
+
+    For a ``[0, 1]`` action spec (``rlkernel.testing.CountingEnv``): a policy that goes
+    out of bounds only later in a batch.
+    """
+
+    def __init__(self, good_steps: int, value: float = 7.0) -> None:
+        super().__init__()
+        self.good_steps, self.value, self.calls = good_steps, value, 0
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        fill = 0.5 if self.calls <= self.good_steps else self.value
+        return torch.full(observation.shape, fill)
+
+
+def late_out_of_bounds_policy(good_steps: int, value: float = 7.0) -> TensorDictModule:
+    """A TensorDictModule around :class:`LateOutOfBounds`."""
+    return TensorDictModule(LateOutOfBounds(good_steps, value), ["observation"], ["action"])
+
+
+def counting_env(batch_size: tuple[int, ...] = (), check_actions: bool = True):
+    """A ``CountingEnv`` that never terminates in a test (``max_count=1e9``)."""
+    from rlkernel.testing import CountingEnv
+
+    return CountingEnv(max_count=1e9, batch_size=batch_size, check_actions=check_actions)

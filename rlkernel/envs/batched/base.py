@@ -197,8 +197,7 @@ class BatchedEnvBase(EnvBase):
         ``done`` is set.
         """
         self._assert_open()
-        if self.check_actions:
-            self.check_action(tensordict)
+        self.check_step_input(tensordict)
         out = self._step(tensordict, auto_reset=True)
         tensordict.set(NEXT, out)
         root = self._next_root(tensordict, out)

@@ -236,8 +236,7 @@ def _with_policy(
         td = policy(root)
         if not isinstance(td, TensorDictBase):
             raise EnvError(f"rollout: the policy must return a TensorDict, got {type(td).__name__}")
-        if env.check_actions:
-            env.check_action(td)
+        env.check_step_input(td)
         if records is None:
             records = []
             for key in td.keys(include_nested=True, leaves_only=True):
