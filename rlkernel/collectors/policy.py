@@ -31,6 +31,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictModuleBase
 from torch import nn
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.collectors.access import as_path, gather, put
 from rlkernel.collectors.errors import CollectorError
 from rlkernel.envs.common import EnvBase
@@ -93,13 +94,12 @@ def tensor_call_parts(policy: Any) -> FastCall | None:
     for any other policy."""
     if type(policy) is not TensorDictModule:
         return None
-    if policy._kwargs is not None or policy.method is not None or policy.method_kwargs:
+    signature = td_compat.call_signature(policy)
+    if signature is None or signature != (None, {}) or policy.method is not None or policy.method_kwargs:
         return None
     if policy.inplace is not True or isinstance(policy.module, TensorDictModuleBase):
         return None
     if policy._forward_hooks or policy._forward_pre_hooks:
-        return None
-    if getattr(policy, "_get_kwargs", None):
         return None
     out_keys = list(policy.out_keys_source)
     out_paths = [None if key == "_" else as_path(key) for key in out_keys]

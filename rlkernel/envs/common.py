@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.envs.resets import PartialResets
 from rlkernel.envs.rollouts import Policy, Rollouts
 from rlkernel.envs.spec_views import EnvSpecs
@@ -175,14 +176,14 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         non-tensor entries at the root) the same TensorDict is built in one go from the
         entry dicts: ``"next"``'s entries but the rewards, then the root's other tensors that
         ``"next"`` lacks. As ``TensorDict.exclude`` does, it is built with
-        ``TensorDict._new_unsafe`` (its entries come from a TensorDict: nothing to check).
+        ``td_compat.new_unsafe`` (its entries come from a TensorDict: nothing to check).
         """
         drop, rewards = self._mdp_names()
         if rewards is not None and type(tensordict) is TensorDict:
-            entries = tensordict._tensordict  # the plain dict of a TensorDict's entries
+            entries = td_compat.entries(tensordict)  # the plain dict of a TensorDict's entries
             nxt = entries.get(NEXT)
             if type(nxt) is TensorDict:
-                source = dict(nxt._tensordict)
+                source = dict(td_compat.entries(nxt))
                 for name in rewards:
                     source.pop(name, None)
                 extras = None
@@ -195,11 +196,11 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
                         extras = [] if extras is None else extras
                         extras.append((key, value))
                 else:
-                    out = TensorDict._new_unsafe(
+                    out = td_compat.new_unsafe(
                         source,
                         batch_size=nxt.batch_size,
                         device=nxt.device,
-                        names=nxt.names if nxt._has_names() else None,
+                        names=nxt.names if td_compat.has_names(nxt) else None,
                         nested=False,
                     )
                     for key, value in extras or ():

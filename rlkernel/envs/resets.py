@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.envs.step import (
     DONE,
     NEXT,
@@ -57,11 +58,11 @@ class PartialResets:
     def _merge_flat(before: TensorDict, after: TensorDict, mask: torch.Tensor) -> TensorDict | None:
         """:meth:`_merge_partial_reset` when every entry of ``after`` is a tensor at the root
         (the usual case): one pass over plain dicts, ``None`` otherwise."""
-        new_entries = after._tensordict
+        new_entries = td_compat.entries(after)
         if not all(isinstance(value, torch.Tensor) for value in new_entries.values()):
             return None
         entries = {}
-        for key, value in before._tensordict.items():
+        for key, value in td_compat.entries(before).items():
             if key == RESET or key == NEXT:
                 continue
             # a nested sub-TensorDict is copied (shallow): the result must not share it
@@ -74,7 +75,7 @@ class PartialResets:
                 continue
             extra = new.ndim - ndim
             entries[key] = torch.where(mask.view(*mask.shape, *((1,) * extra)) if extra else mask, new, old)
-        return TensorDict._new_unsafe(entries, batch_size=before.batch_size, device=before.device)
+        return td_compat.new_unsafe(entries, batch_size=before.batch_size, device=before.device)
 
     def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Reset the sub-environments whose ``done`` flag is set in ``tensordict``.
@@ -85,7 +86,7 @@ class PartialResets:
         kept.
         """
         if not self.batch_size and type(self)._any_done is PartialResets._any_done:  # one env: no mask to build
-            entries = tensordict._tensordict if type(tensordict) is TensorDict else {}  # its plain dict
+            entries = td_compat.entries(tensordict) if type(tensordict) is TensorDict else {}  # its plain dict
             for key in self._done_flag_keys():
                 value = entries.get(key) if type(key) is str else None
                 if value is None:

@@ -29,15 +29,13 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase, is_tensor_collection
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.data.errors import StorageError
 
 __all__ = ["Field", "Layout", "dtype_from_name", "key_name", "num_rows"]
 
 Key = tuple[str, ...]
 
-#: ``TensorDict._new_unsafe`` (tensordict's constructor without checks, which its own
-#: operations use) when this tensordict version has it; else the checked constructor.
-_NEW_UNSAFE = getattr(TensorDict, "_new_unsafe", None)
 
 
 def key_name(key: Key) -> str:
@@ -243,7 +241,7 @@ class Layout:
         if not self.is_tensordict:
             return leaves[0]
         batch_size = torch.Size((rows, *self.row_batch))
-        if _NEW_UNSAFE is not None and (device is None or device.type == "cpu"):
+        if device is None or device.type == "cpu":
             # The leaves are fresh tensors of the right shapes on the storage's device:
             # nothing for the TensorDict constructor to check or move.
             return self._build(self._tree, leaves, batch_size, device)
@@ -256,7 +254,7 @@ class Layout:
         source = {
             k: leaves[v] if type(v) is int else self._build(v, leaves, batch_size, device) for k, v in node.items()
         }
-        return _NEW_UNSAFE(source, batch_size=batch_size, device=device, nested=False)
+        return td_compat.new_unsafe(source, batch_size=batch_size, device=device, nested=False)
 
     def _fill(self, node: dict[str, Any], leaves: Sequence[torch.Tensor]) -> dict[str, Any]:
         return {k: leaves[v] if isinstance(v, int) else self._fill(v, leaves) for k, v in node.items()}

@@ -46,6 +46,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from tensordict import TensorDict, TensorDictBase
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.envs import EnvBase
 from rlkernel.envs.common import Policy
 from rlkernel.envs.step import DONE, RESET, REWARD, TERMINATED, TRUNCATED
@@ -281,11 +282,11 @@ class GymWrapper(FastPaths, EnvBase):
 
         Every tensor was made by this wrapper from gymnasium's arrays, with the shapes of
         the specs (checked by construction), on the CPU: on a CPU env the TensorDict is
-        built without the constructor's per-entry checks (``TensorDict._new_unsafe``);
+        built without the constructor's per-entry checks (``td_compat.new_unsafe``);
         otherwise the public constructor moves the tensors to the env's device.
         """
         if self._trusted_outputs:
-            out = TensorDict._new_unsafe(
+            out = td_compat.new_unsafe(
                 source, batch_size=self.batch_size, device=self.device, nested=not self._flat_outputs
             )
         else:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.envs.step import DONE, NEXT, RESET, REWARD, TERMINATED, TRUNCATED
 from rlkernel.errors import ActionError, EnvError
 
@@ -46,7 +47,7 @@ class FastPaths:
         self._assert_open()
         obs, _ = self._gym_reset(None if rows.all() else rows.copy())
         entries = {}
-        for key, value in tensordict._tensordict.items():
+        for key, value in td_compat.entries(tensordict).items():
             if key != NEXT and key != RESET:  # a nested sub-TensorDict is copied: the result must not share it
                 entries[key] = value if isinstance(value, torch.Tensor) else value.copy()
         self._obs_layout.source(obs, entries)
@@ -54,7 +55,7 @@ class FastPaths:
         entries[TERMINATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
         entries[TRUNCATED] = torch.from_numpy(np.zeros(shape, dtype=bool))
         entries[DONE] = torch.from_numpy(np.zeros(shape, dtype=bool))
-        return TensorDict._new_unsafe(entries, batch_size=self.batch_size, device=self.device)
+        return td_compat.new_unsafe(entries, batch_size=self.batch_size, device=self.device)
 
     def _step_into_fn(
         self, inputs: Mapping[Any, torch.Tensor], outputs: Mapping[Any, torch.Tensor]

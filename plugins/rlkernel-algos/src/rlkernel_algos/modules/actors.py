@@ -29,10 +29,10 @@ from tensordict.nn import (
     interaction_type,
     skip_existing,
 )
-from tensordict.nn.probabilistic import _get_joint_sample_and_log_prob
 from torch import distributions as D
 from torch import nn
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel.errors import SpecError
 from rlkernel.exploration import DEFAULT_EXPLORATION_TYPE, ExplorationType
 
@@ -229,9 +229,9 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         # forward() would write other keys than the fast path: a selection of out-keys, not
         # in place, partial or composite outputs, or an action the parameter net writes itself
         if (
-            getattr(self, "_select_before_return", False) or self.inplace not in (None, True)
+            td_compat.selects_out_keys(self) is not False or self.inplace not in (None, True)
             or getattr(self, "partial_tolerant", False) or getattr(self, "return_composite", False)
-            or not getattr(self, "_requires_sample", True)
+            or td_compat.requires_sample(self) is not True
         ):
             return None
         params, sampler = modules
@@ -240,7 +240,7 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
             return None
         if sampler._forward_hooks or sampler._forward_pre_hooks or sampler.num_samples is not None:
             return None
-        if getattr(sampler, "_generator", None) is not None or getattr(sampler, "_generator_key", None) is not None:
+        if td_compat.has_generator(sampler) is not False:
             return None
         cls = sampler.distribution_class
         if not (isinstance(cls, type) and issubclass(cls, D.Distribution)) or issubclass(cls, CompositeDistribution):
@@ -269,11 +269,12 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
                 return NotImplemented  # a mapping, or a wrong count: forward() handles or explains it
             dist = cls(**{name: outs[i] for name, i in zip(names, positions)}, **kwargs)
             kind = interaction_type() or default_type
-            joint = _get_joint_sample_and_log_prob(dist) if with_log_prob and kind is InteractionType.RANDOM else None
+            random_lp = with_log_prob and kind is InteractionType.RANDOM
+            joint = td_compat.joint_sample_and_log_prob(dist) if random_lp else None
             if joint is not None:
                 sample, log_prob = joint(torch.Size(()))
             else:
-                sample = sampler._dist_sample(dist, interaction_type=kind)
+                sample = td_compat.dist_sample(sampler, dist, kind)
                 log_prob = dist.log_prob(sample) if with_log_prob else None
             if spec is not None:
                 if sample.dtype != spec.dtype:

@@ -40,6 +40,7 @@ from tensordict.nn import (
 from tensordict.nn import interaction_type as _interaction_type
 from tensordict.utils import NestedKey, unravel_key
 
+from rlkernel._compat import tensordict as td_compat
 from rlkernel_algos.objectives._keys import LossKeyError, next_key
 
 __all__ = ["NO_BATCH", "ModuleRunner"]
@@ -75,7 +76,8 @@ class _CallStep(_Step):
         super().__init__([unravel_key(k) for k in module.in_keys], list(module.out_keys_source))
         inner = module.module
         self.call: Callable[..., Any] = inner if module.method is None else getattr(inner, module.method)
-        self.kwarg_names = list(module._kwargs) if module._kwargs is not None else None
+        signature = td_compat.call_signature(module)
+        self.kwarg_names = signature[0] if signature is not None else None
         self.method_kwargs = dict(module.method_kwargs)
 
     def run(self, inputs: list[torch.Tensor], values: dict, batch_shape: torch.Size) -> None:
@@ -108,7 +110,7 @@ class _DistStep(_Step):
         return self.dist_class(**dict(zip(self.dist_names, inputs)), **self.dist_kwargs)
 
     def run(self, inputs: list[torch.Tensor], values: dict, batch_shape: torch.Size) -> None:
-        sample = self.module._dist_sample(self.dist(inputs), interaction_type=_interaction_type())
+        sample = td_compat.dist_sample(self.module, self.dist(inputs), _interaction_type())
         if isinstance(sample, torch.Tensor):
             sample = (sample,)
         for key, value in zip(self.out_keys, sample):
