@@ -247,10 +247,16 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
             self.check_action(tensordict)
 
     def check_action(self, tensordict: TensorDictBase) -> None:
-        """Raise :class:`~rlkernel.errors.ActionError` unless every action fits its spec."""
+        """Raise :class:`~rlkernel.errors.ActionError` unless every action fits its spec.
+
+        The message names the action key, the spec and what is wrong with the value.
+        """
+        specs = self._full_action_spec
         for key in self.action_keys:
             value = tensordict.get(key, None)
-            spec = self._full_action_spec[key]
+            spec = specs[key]
+            if type(value) is torch.Tensor and value.shape == spec.shape and spec.is_in(value):
+                continue  # the usual case: one shape compare and the spec's own (fast) test
             if value is None:
                 raise ActionError(
                     f"{type(self).__name__}.step: the action key {_key_str(key)} is missing; "

@@ -21,6 +21,31 @@ FLOAT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.fl
 INT_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
 REAL_DTYPES = FLOAT_DTYPES | INT_DTYPES | {torch.bool}
 
+# dtypes numpy has too: a CPU tensor of one of them is read through ``Tensor.numpy()`` (a
+# view, no copy) by the specs' fast membership tests (see ``host_array``)
+NUMPY_DTYPES = frozenset(
+    {torch.float16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+     torch.bool}
+)
+
+
+def host_array(val: torch.Tensor) -> Any:
+    """``val.numpy()`` (a view sharing its memory) for a CPU tensor of a dtype numpy has
+    that does not require grad; ``None`` otherwise (the caller then uses torch ops).
+
+    The specs' ``is_in`` compare such arrays (or one ``item()`` when there is a single
+    entry) instead of running a few small torch kernels: same answers, a fraction of the
+    time on the small tensors of a step. numpy is never imported here: the array's own
+    methods do the work.
+    """
+    if val.is_cpu and not val.requires_grad and val.dtype in NUMPY_DTYPES:
+        try:
+            return val.numpy()
+        except (RuntimeError, TypeError):  # e.g. a tensor with the negative or conjugate bit set
+            return None
+    return None
+
+
 # Largest float64 that still converts to a valid int64 (2**63 itself would overflow).
 _INT64_MAX_AS_FLOAT = math.nextafter(2.0**63, 0.0)
 _INT64_MIN_AS_FLOAT = -(2.0**63)

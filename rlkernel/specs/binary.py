@@ -22,6 +22,7 @@ from rlkernel.specs._utils import (
     fmt_index,
     fmt_num,
     fmt_shape,
+    host_array,
 )
 from rlkernel.specs.base import TensorSpec
 from rlkernel.specs.discrete import check_n
@@ -90,6 +91,9 @@ class Binary(TensorSpec):
     def _values_in(self, val: torch.Tensor) -> bool:
         if self.dtype is torch.bool:
             return True
+        arr = host_array(val)
+        if arr is not None:
+            return bool(((arr == 0) | (arr == 1)).all())
         return bool(((val == 0) | (val == 1)).all())
 
     def _why_values(self, val: torch.Tensor) -> str | None:

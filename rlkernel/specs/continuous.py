@@ -5,6 +5,7 @@ Both have no event dims: every dim of their shape can be indexed, expanded or sq
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from rlkernel.specs._utils import (
     fmt_index,
     fmt_num,
     fmt_shape,
+    host_array,
     summarize,
     to_int64,
     to_tensor,
@@ -97,9 +99,14 @@ class Unbounded(TensorSpec):
         return torch.ones(self._full_shape(shape), dtype=self.dtype, device=self.device)
 
     def _values_in(self, val: torch.Tensor) -> bool:
-        if self._is_float:
-            return bool(torch.isfinite(val).all())
-        return True
+        if not self._is_float:
+            return True
+        if val.numel() == 1:  # one number: no kernel to run
+            return math.isfinite(val.item())
+        arr = host_array(val)
+        if arr is not None:  # NaN and infinities both fail ``< inf``
+            return bool((abs(arr) < math.inf).all())
+        return bool(torch.isfinite(val).all())
 
     def _why_values(self, val: torch.Tensor) -> str | None:
         if not self._is_float:
@@ -198,6 +205,7 @@ class Bounded(TensorSpec):
             )
         self._is_float = dtype.is_floating_point
         self._zero_value = torch.clamp(torch.zeros_like(self.low), self.low, self.high)
+        self._host_bounds = self._bound_views()
         if self._is_float:
             work = torch.float64 if dtype is torch.float64 else torch.float32
             self._low_w = self.low.to(work)
@@ -207,6 +215,20 @@ class Bounded(TensorSpec):
             self._high64 = self.high.to(torch.int64)
             self._low_f = self.low.to(torch.float64)
             self._span_f = self.high.to(torch.float64) - self._low_f + 1.0
+
+    def _bound_views(self) -> tuple[Any, Any] | None:
+        """``low`` and ``high`` as numpy views, for ``is_in`` on the CPU (``None``: torch ops)."""
+        low, high = host_array(self.low), host_array(self.high)
+        return None if low is None or high is None else (low, high)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_host_bounds"]  # views: made again from the unpickled tensors
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._host_bounds = self._bound_views()
 
     @staticmethod
     def _bound(value: Any, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -268,6 +290,14 @@ class Bounded(TensorSpec):
         return torch.clamp(out, self._low64, self._high64).to(self.dtype)
 
     def _values_in(self, val: torch.Tensor) -> bool:
+        bounds = self._host_bounds
+        if bounds is not None and not val.requires_grad:
+            low, high = bounds  # numpy views of self.low and self.high (they follow in-place edits)
+            if val.numel() == 1:  # one number: NaN compares False, as below
+                return bool(low.flat[0] <= val.item() <= high.flat[0])
+            arr = host_array(val)
+            if arr is not None:
+                return bool((arr >= low).all() and (arr <= high).all())
         return bool(((val >= self.low) & (val <= self.high)).all())
 
     def _why_values(self, val: torch.Tensor) -> str | None:

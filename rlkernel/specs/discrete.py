@@ -29,6 +29,7 @@ from rlkernel.specs._utils import (
     fmt_index,
     fmt_num,
     fmt_shape,
+    host_array,
     to_int64,
 )
 from rlkernel.specs.base import TensorSpec
@@ -166,6 +167,11 @@ class Categorical(TensorSpec):
             return bool(((val >= 0) & (val < self.n)).all() & self._allowed(val).all())
         if self.dtype is torch.bool:
             return self.n == 2 or not bool(val.any())
+        if val.numel() == 1:  # one category: no kernel to run
+            return 0 <= val.item() < self.n
+        arr = host_array(val)
+        if arr is not None:
+            return bool((arr >= 0).all() and (arr < self.n).all())
         return bool(((val >= 0) & (val < self.n)).all())
 
     def _why_values(self, val: torch.Tensor) -> str | None:

@@ -22,9 +22,9 @@ from tensordict import TensorDict, TensorDictBase
 from rlkernel.envs import EnvBase
 from rlkernel.envs.step import step_mdp
 from rlkernel.errors import ActionError, EnvError
-from rlkernel.specs import Binary, Bounded, Categorical, MultiCategorical, Unbounded
+from rlkernel.specs import Categorical
 from rlkernel_gym import GymEnv
-from rlkernel_gym.spaces import Layout, quick_check
+from rlkernel_gym.spaces import Layout
 
 FLAGS = ("done", "terminated", "truncated")
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -171,11 +171,8 @@ def test_check_action_agrees_with_the_spec(env_id: str, valid: list, invalid: li
         env.check_action(TensorDict({"action": action}, []))
     for action in invalid:
         td = TensorDict({"action": action}, [])
-        with pytest.raises(ActionError) as fast:
+        with pytest.raises(ActionError, match=r"action 'action' does not fit"):
             env.check_action(td)
-        with pytest.raises(ActionError) as general:
-            EnvBase.check_action(env, td)
-        assert str(fast.value) == str(general.value)
     with pytest.raises(ActionError, match="missing"):
         env.check_action(TensorDict({}, []))
 
@@ -194,45 +191,6 @@ def test_check_action_of_a_grad_tensor_goes_through_the_spec() -> None:
     env.check_action(TensorDict({"action": torch.zeros(1, requires_grad=True)}, []))
     with pytest.raises(ActionError):
         env.check_action(TensorDict({"action": torch.full((1,), 3.0, requires_grad=True)}, []))
-
-
-QUICK_SPECS = [
-    Categorical(4),
-    Categorical(3, shape=(5,)),
-    Bounded(-1.0, 2.0, shape=(3,)),
-    Bounded(-2.0, 2.0, shape=(1,)),
-    Bounded(torch.tensor([0, -5]), torch.tensor([3, 5]), dtype=torch.int64),
-    Unbounded((2,)),
-    Unbounded((1,), dtype=torch.float64),
-    Unbounded((3,), dtype=torch.int32),
-    Binary(4),
-    Binary(3, dtype=torch.float32),
-]
-
-
-@pytest.mark.parametrize("spec", QUICK_SPECS, ids=repr)
-def test_quick_check_never_accepts_what_is_in_rejects(spec) -> None:
-    accept = quick_check(spec)
-    assert accept is not None
-    generator = torch.Generator().manual_seed(0)
-    values = [spec.rand(generator=generator) for _ in range(20)]
-    if spec.dtype.is_floating_point:
-        for bad in (float("nan"), float("inf"), -float("inf"), 2.5, -3.0, 0.5):
-            values.append(torch.full(spec.shape, bad, dtype=spec.dtype))
-            one = spec.zero()
-            one[..., 0] = bad
-            values.append(one)
-    else:
-        for bad in (-1, 1, 2, 3, 4, 6):
-            values.append(torch.full(spec.shape, bad, dtype=spec.dtype))
-    for value in values:
-        assert accept(value) == spec.is_in(value), value
-
-
-def test_quick_check_has_no_answer_for_masked_or_multi_categorical_specs() -> None:
-    assert quick_check(MultiCategorical([2, 3])) is None
-    assert quick_check(Categorical(3, mask=torch.tensor([True, False, True]))) is None
-    assert quick_check(Categorical(2, dtype=torch.bool)) is None
 
 
 # ---------------------------------------------------------------------------- EnvBase pieces

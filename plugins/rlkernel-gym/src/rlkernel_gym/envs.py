@@ -28,10 +28,10 @@ later resets continue each env's random stream, so equally seeded envs replay id
 **Per-step cost.** ``step``/``reset`` (the path of ``ParallelEnv`` workers and collectors) do
 little besides gymnasium's own call: each output tensor is made once from gymnasium's arrays
 (fresh memory every step: returned TensorDicts may be kept and stacked), the TensorDict is
-built without the constructor's per-entry checks (shapes are known by construction), the
-outputs already hold every done flag (``_complete`` has nothing to do) and actions are
-first tried with :class:`~rlkernel_gym.spaces.QuickActionCheck`. ``benchmarks/bench_gym_step.py``
-measures it against plain gymnasium.
+built without the constructor's per-entry checks (shapes are known by construction) and
+the outputs already hold every done flag (``_complete`` has nothing to do); actions are
+checked by the core's ``EnvBase.check_action`` (whose spec tests are fast on the CPU).
+``benchmarks/bench_gym_step.py`` measures it against plain gymnasium.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from rlkernel.specs import TensorSpec
 from rlkernel_gym.fast_paths import FastPaths
 from rlkernel_gym.info import InfoReader, infer_info_specs
 from rlkernel_gym.pixels import PixelObservation
-from rlkernel_gym.spaces import Layout, QuickActionCheck
+from rlkernel_gym.spaces import Layout
 
 VECTORIZATION_MODES = ("sync", "async")
 _TRUE, _FALSE = np.ones(1, dtype=bool), np.zeros(1, dtype=bool)  # copied, never handed out
@@ -147,7 +147,6 @@ class GymWrapper(FastPaths, EnvBase):
             cls._step is GymWrapper._step and cls._reset is GymWrapper._reset
             and cls._step_vector is GymWrapper._step_vector
         )
-        self._action_checks: QuickActionCheck | None = None
         # maybe_reset in one pass (see there): a vector env whose outputs are the observation
         # and the three flags, none nested, with this class's _reset and _step and EnvBase's
         # reset (a subclass's reset must be called)
@@ -246,20 +245,6 @@ class GymWrapper(FastPaths, EnvBase):
         source[TRUNCATED] = torch.from_numpy(trunc.copy())
         source[DONE] = torch.from_numpy(done)
         return self._as_tensordict(source)
-
-    def check_action(self, tensordict: TensorDictBase) -> None:
-        """:meth:`EnvBase.check_action`, with a quick test per action first.
-
-        Each action leaf that is a CPU tensor of its spec's dtype and shape is first tried
-        with :func:`~rlkernel_gym.spaces.quick_check` (one ``item()`` for a ``Discrete``
-        action); anything it does not accept goes through :meth:`EnvBase.check_action`,
-        which decides and says what is wrong. Same answers, a fraction of the time.
-        """
-        checks = self._action_checks
-        if checks is None or checks.full is not self._full_action_spec:
-            checks = self._action_checks = QuickActionCheck(self._full_action_spec, self.action_keys)
-        if not checks.accepts(tensordict):
-            super().check_action(tensordict)
 
     def _not_reset_error(self) -> EnvError:
         if not self.is_vector:

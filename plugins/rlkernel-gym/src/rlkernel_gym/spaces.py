@@ -24,8 +24,7 @@ sits in gymnasium's value and in the TensorDict, so that per-step conversions ar
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,77 +289,3 @@ def nest(flat: Mapping[Key, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[key[-1]] = value
     return out
-
-
-# numpy has these dtypes too, so a CPU tensor of them converts with ``Tensor.numpy()``
-_NUMPY_DTYPES = frozenset(
-    {torch.float16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
-)
-
-
-def quick_check(spec: TensorSpec) -> Callable[[torch.Tensor], bool] | None:
-    """A cheap domain test for values of ``spec``, or ``None`` when there is none.
-
-    The test takes a CPU tensor, not requiring grad, already known to have ``spec``'s dtype
-    and shape, and returns True only if ``spec.is_in`` would: it reads one number with
-    ``item()`` or compares numpy views, where ``is_in`` runs a few small torch kernels. A
-    False answer means "ask ``spec``" (which also says what is wrong). Covered: CPU
-    ``Categorical`` without a mask, ``Bounded``, ``Unbounded`` and ``Binary``, the specs of
-    gymnasium's ``Discrete``, ``Box`` and ``MultiBinary`` spaces.
-    """
-    if spec.device.type != "cpu" or (spec.dtype not in _NUMPY_DTYPES and spec.dtype is not torch.bool):
-        return None
-    kind, scalar = type(spec), spec.shape.numel() == 1
-    if kind is Categorical and spec.mask is None and spec.dtype is not torch.bool:
-        n = spec.n
-        if scalar:
-            return lambda v: 0 <= v.item() < n
-        return lambda v: bool(((a := v.numpy()) >= 0).all() and (a < n).all())
-    if kind is Bounded and spec.dtype is not torch.bool:
-        lows, highs = spec.low.numpy(), spec.high.numpy()  # views: they follow the spec's bounds
-        if scalar:
-            low, high = lows.reshape(-1), highs.reshape(-1)
-            return lambda v: low[0] <= v.item() <= high[0]  # NaN compares False, as in is_in
-        return lambda v: bool(((a := v.numpy()) >= lows).all() and (a <= highs).all())
-    if kind is Unbounded:
-        if not spec.dtype.is_floating_point:
-            return lambda v: True
-        if scalar:
-            return lambda v: math.isfinite(v.item())
-        return lambda v: bool(np.isfinite(v.numpy()).all())
-    if kind is Binary:
-        if spec.dtype is torch.bool:
-            return lambda v: True
-        return lambda v: bool((((a := v.numpy()) == 0) | (a == 1)).all())
-    return None
-
-
-class QuickActionCheck:
-    """:func:`quick_check` for every action leaf of the action spec ``full``.
-
-    :meth:`accepts` says True only when each action is a CPU tensor (not requiring grad) of
-    its leaf spec's dtype and shape that the quick test accepts; anything else is for
-    ``EnvBase.check_action`` to decide. A leaf spec replaced in place in ``full`` is noticed.
-    """
-
-    def __init__(self, full: Composite, keys: Sequence[Any]) -> None:
-        self.full = full
-        self.entries = [(key, full[key], quick_check(full[key])) for key in keys]
-
-    def accepts(self, tensordict: TensorDictBase) -> bool:
-        """Whether every action in ``tensordict`` passes its quick test."""
-        full = self.full
-        for key, spec, accept in self.entries:
-            value = tensordict.get(key, None)
-            if (
-                accept is None
-                or type(value) is not torch.Tensor
-                or value.dtype is not spec.dtype
-                or value.shape != spec.shape
-                or not value.is_cpu
-                or value.requires_grad
-                or full[key] is not spec
-                or not accept(value)
-            ):
-                return False
-        return True
