@@ -53,13 +53,21 @@ _LAZY = {
 }
 
 
-def make_env(name: str, *args: Any, **kwargs: Any) -> EnvBase:
+def make_env(
+    name: str, *, num_envs: int | None = None, device: Any = None, batching: str = "serial", **backend_kwargs: Any
+) -> EnvBase:
     """Build the environment registered as ``name`` (e.g. ``"gym:CartPole-v1"``).
 
-    Keyword arguments go to the plugin's factory. An unknown name raises
-    :class:`~rlkernel.errors.UnknownNameError` listing the closest registered names.
+    ``num_envs=N`` steps ``N`` environments together, natively when the backend batches
+    (gymnasium's vector envs) and in a ``SerialEnv``/``ParallelEnv`` (``batching=``) when it
+    does not; ``device`` goes to the factory; other keywords go to the backend's factory.
+    The whole contract is :func:`rlkernel.envs.factory.make_env`. An unknown name raises
+    :class:`~rlkernel.errors.UnknownNameError` listing the closest registered names, or
+    naming the plugin to install.
     """
-    return registry.envs.make(name, *args, **kwargs)
+    from rlkernel.envs.factory import make_env as build
+
+    return build(name, num_envs=num_envs, device=device, batching=batching, **backend_kwargs)
 
 
 __getattr__, __dir__, _ = lazy_exports(__name__, _LAZY, globals())

@@ -1,8 +1,9 @@
 """The ``rlkernel`` command line.
 
-``rlkernel --version``, ``rlkernel plugins`` and ``rlkernel list KIND`` answer without
-importing torch: they only read entry points and the plugins' registration hooks.
-``rlkernel train`` and ``rlkernel eval`` run the recipes registered in ``registry.algos``.
+The core owns ``rlkernel --version``, ``rlkernel plugins`` and ``rlkernel list KIND``; they
+answer without importing torch: they only read entry points and the plugins' registration
+hooks. Every other sub-command comes from a plugin's ``rlkernel_add_commands`` hook
+(rlkernel-algos adds ``train`` and ``eval``); the core imports no plugin.
 """
 
 from __future__ import annotations
@@ -72,15 +73,47 @@ def build_parser() -> argparse.ArgumentParser:
     envs.add_argument("--expand", action="store_true", help="list every name a pattern serves")
     envs.set_defaults(func=_cmd_list, kind="envs")
 
-    from rlkernel.cli_train import add_commands  # train/eval: torch is imported only when they run
-
-    add_commands(commands)
+    _add_plugin_commands(commands)
     return parser
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:
+    """Let every loaded plugin add its sub-commands; a plugin whose hook fails is reported, not fatal."""
+    from rlkernel.plugin_loader import plugin_manager
+
+    registry.load_plugins()
+    manager = plugin_manager(registry)
+    for impl in manager.hook.rlkernel_add_commands.get_hookimpls():
+        taken = set(commands.choices)
+        try:
+            impl.function(commands=commands)
+        except Exception as err:  # one broken plugin must not break the command line
+            for name in set(commands.choices) - taken:
+                del commands.choices[name]
+            commands._choices_actions[:] = [a for a in commands._choices_actions if a.dest in taken]
+            print(f"rlkernel: warning: plugin {impl.plugin_name!r} could not add its commands: "
+                  f"{type(err).__name__}: {err}", file=sys.stderr)
+
+
+def _missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error for a sub-command that a known plugin would add but that is absent here."""
+    from rlkernel.plugin_hints import COMMANDS, provider_hint
+
+    command = next((a for a in argv if not a.startswith("-")), None)
+    choices = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command is None or command in choices or command not in COMMANDS:
+        return None
+    return f"no installed plugin adds the command {command!r}: " + provider_hint(COMMANDS[command], registry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlkernel`` console script."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    missing = _missing_command(argv, parser)
+    if missing is not None:
+        print(f"rlkernel: error: {missing}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

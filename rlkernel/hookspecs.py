@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     from rlkernel.registries import Registry
 
 PROJECT_NAME = "rlkernel"
@@ -51,4 +53,24 @@ def rlkernel_register(registry: Registry) -> None:
     pattern served by one factory, which receives the parts matched by ``*`` as its first
     positional arguments. An exception raised here makes the core skip the whole plugin
     (what it registered is withdrawn) and report the error in ``rlkernel plugins``.
+    """
+
+
+@hookspec
+def rlkernel_add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add sub-commands to the ``rlkernel`` command line (as ``llm`` plugins do with ``register_commands``).
+
+    ``commands`` is the argparse sub-parsers object of ``rlkernel``; add parsers to it and
+    give each a ``func`` default taking the parsed arguments and returning the exit status::
+
+        @rlkernel.hookimpl
+        def rlkernel_add_commands(commands):
+            hello = commands.add_parser("hello", help="say hello")
+            hello.add_argument("--name", default="world")
+            hello.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+    Called when the ``rlkernel`` command builds its parser, after discovery. Keep the module
+    that defines the parsers cheap to import (no torch): import heavy modules inside ``func``.
+    The core owns ``--version``, ``plugins``, ``list`` and ``envs``; a plugin whose hook
+    raises, or adds a command that is already taken, is reported and its commands skipped.
     """

@@ -56,7 +56,8 @@ def disabled_plugins() -> set[str]:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-def _manager(registry: Registry) -> pluggy.PluginManager:
+def plugin_manager(registry: Registry) -> pluggy.PluginManager:
+    """The pluggy manager holding ``registry``'s plugins (made on first use)."""
     if registry._manager is None:
         manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
@@ -91,7 +92,7 @@ def register_module(registry: Registry, module: Any, name: str, info: PluginInfo
         info = PluginInfo(name=name, module=module_name)
     if all(p.name != info.name for p in registry._plugins):
         registry._plugins.append(info)
-    manager = _manager(registry)
+    manager = plugin_manager(registry)
     registry.current_plugin = name
     try:
         _check_api_version(module, name)

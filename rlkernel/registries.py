@@ -253,25 +253,45 @@ class NamedRegistry:
         self._ready()
         return len(self._exact) + len(self._patterns)
 
+    @property
+    def item_name(self) -> str:
+        """What one entry is called in messages: ``"env"`` for ``envs``, ``"loss"`` for ``losses``."""
+        return self.kind[:-2] if self.kind.endswith("sses") else self.kind.removesuffix("s")
+
     def __repr__(self) -> str:
         return f"NamedRegistry({self.kind!r}, {len(self)} entries)"
 
     def _unknown(self, name: str) -> UnknownNameError:
+        """The error for an unknown ``name``: the closest names, or which plugin would serve it.
+
+        Only the patterns of ``name``'s own namespace are expanded into the names they serve
+        (expanding ``dmc:*/*`` imports dm_control), so the answer comes in well under a second.
+        """
+        from rlkernel.plugin_hints import KINDS, NAMESPACES, provider_hint
+
+        namespace = name.partition(":")[0] if ":" in name else None
         candidates = list(self._exact)
         for entry in self._patterns.values():
-            try:
-                served = entry.served_names()
-            except Exception:
-                served = None
+            served = None
+            if entry.name.partition(":")[0] == namespace:
+                try:
+                    served = entry.served_names()
+                except Exception:
+                    served = None
             candidates.extend(served if served is not None else [entry.name])
-        close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
-        if not close:
-            prefix = name.split(":", 1)[0]
-            close = sorted(c for c in candidates if c.split(":", 1)[0] == prefix)[:5]
+        same_namespace = sorted(c for c in candidates if namespace is not None and c.partition(":")[0] == namespace)
+        if namespace in NAMESPACES and not same_namespace and self._owner is not None:
+            return UnknownNameError(
+                f"unknown {self.item_name} name {name!r}: the namespace {namespace!r} is not registered; "
+                + provider_hint(NAMESPACES[namespace], self._owner)
+            )
+        close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5) or same_namespace[:5]
         hint = f"; closest registered names: {', '.join(close)}" if close else ""
         if not candidates:
-            hint = f"; nothing is registered in {self.kind} (is the plugin installed?)"
-        return UnknownNameError(f"unknown {self.kind[:-1]} name {name!r}{hint}")
+            hint = f"; nothing is registered in {self.kind}"
+            if self.kind in KINDS and self._owner is not None:
+                hint += f" ({provider_hint(KINDS[self.kind], self._owner)})"
+        return UnknownNameError(f"unknown {self.item_name} name {name!r}{hint}")
 
 
 class Registry:

@@ -10,6 +10,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from rlkernel.envs.common import EnvBase
+from rlkernel.errors import EnvError
 from rlkernel.specs import Bounded, Composite, Unbounded
 
 
@@ -22,7 +23,11 @@ class CountingEnv(EnvBase):
     >>> env = CountingEnv(max_count=2, batch_size=(3,))
     >>> env.rollout(5, policy=lambda td: td.set("action", torch.ones(3, 1))).batch_size
     torch.Size([3, 2])
+
+    ``num_envs=N`` is ``batch_size=(N,)``: it batches natively under :func:`rlkernel.make_env`.
     """
+
+    batches_natively = True
 
     def __init__(
         self,
@@ -30,9 +35,14 @@ class CountingEnv(EnvBase):
         *,
         max_steps: int | None = None,
         batch_size: tuple[int, ...] = (),
+        num_envs: int | None = None,
         device: str | torch.device | None = None,
         check_actions: bool = True,
     ) -> None:
+        if num_envs is not None:
+            if batch_size:
+                raise EnvError(f"CountingEnv: give num_envs or batch_size, not both (got {num_envs}, {batch_size})")
+            batch_size = (num_envs,)
         super().__init__(batch_size=batch_size, device=device, check_actions=check_actions)
         shape = (*self.batch_size, 1)
         self.max_count = float(max_count)

@@ -71,6 +71,27 @@ RAISING_HOOK = """
         raise RuntimeError("registration blew up halfway")
 """
 
+COMMANDS = """
+    import rlkernel
+    RLKERNEL_API_VERSION = 1
+
+    @rlkernel.hookimpl
+    def rlkernel_add_commands(commands):
+        hello = commands.add_parser("hello", help="say hello")
+        hello.add_argument("--name", default="world")
+        hello.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+"""
+
+BROKEN_COMMANDS = """
+    import rlkernel
+    RLKERNEL_API_VERSION = 1
+
+    @rlkernel.hookimpl
+    def rlkernel_add_commands(commands):
+        commands.add_parser("half-added")
+        raise RuntimeError("adding commands blew up")
+"""
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -84,6 +105,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _write_plugin(work, "rlkernel-broken", "rlkernel_broken", "broken", BROKEN_IMPORT),
         _write_plugin(work, "rlkernel-future", "rlkernel_future", "future", FUTURE_API),
         _write_plugin(work, "rlkernel-half", "rlkernel_half", "half", RAISING_HOOK),
+        _write_plugin(work, "rlkernel-hello", "rlkernel_hello", "hello", COMMANDS),
+        _write_plugin(work, "rlkernel-badcmd", "rlkernel_badcmd", "badcmd", BROKEN_COMMANDS),
     ]
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
     subprocess.run(
@@ -200,3 +223,14 @@ def test_disable_all_keeps_the_core(site: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "('core', 'loaded')" in out.stdout
     assert "('example', 'disabled')" in out.stdout
+
+
+def test_a_plugin_adds_a_command_and_a_broken_one_is_reported(site: Path) -> None:
+    out = run(site, "import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['hello', '--name', 'plugins']))")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hello plugins"
+    assert "plugin 'badcmd' could not add its commands: RuntimeError: adding commands blew up" in out.stderr
+    half = run(site, "import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['half-added']))")
+    assert half.returncode == 2 and "invalid choice: 'half-added'" in half.stderr  # withdrawn with its plugin
+    gone = run(site, "import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['hello']))", RLKERNEL_DISABLE_PLUGINS="hello")
+    assert gone.returncode == 2 and "invalid choice: 'hello'" in gone.stderr

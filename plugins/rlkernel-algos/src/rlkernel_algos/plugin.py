@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import rlkernel
 
 if TYPE_CHECKING:
+    import argparse
+
     from rlkernel.registries import Registry
 
 RLKERNEL_API_VERSION = 1
@@ -43,3 +45,11 @@ def rlkernel_register(registry: Registry) -> None:
     registry.loggers.register("csv", "rlkernel_algos.loggers:CSVLogger")
     registry.loggers.register("tensorboard", "rlkernel_algos.loggers:TensorboardLogger")
     registry.loggers.register("wandb", "rlkernel_algos.loggers:WandbLogger")
+
+
+@rlkernel.hookimpl
+def rlkernel_add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``rlkernel train`` and ``rlkernel eval`` (their module imports no torch)."""
+    from rlkernel_algos.cli import add_commands
+
+    add_commands(commands)

@@ -6,13 +6,14 @@
     rlkernel train sac --env gym:Pendulum-v1 --frames 20000 --seed 1 batch_size=128
     rlkernel eval runs/ppo-gym_CartPole-v1-0-20250101-120000 --episodes 10
 
-The recipes come from plugins (``rlkernel.registry.algos``; ``rlkernel-algos`` registers
-``ppo``, ``a2c``, ``dqn``, ``ddpg``, ``td3``, ``sac``). ``key=value`` arguments set fields
-of the recipe's config dataclass, typed by the field. An unknown algorithm, environment
-or config key is reported with the closest names and exit status 2.
+rlkernel-algos adds these commands to ``rlkernel`` through the ``rlkernel_add_commands``
+hook (:mod:`rlkernel_algos.plugin`). The recipes come from ``rlkernel.registry.algos``
+(rlkernel-algos registers ``ppo``, ``a2c``, ``dqn``, ``ddpg``, ``td3``, ``sac``; other plugins
+may add more). ``key=value`` arguments set fields of the recipe's config dataclass, typed
+by the field. An unknown algorithm, environment or config key is reported with the closest
+names and exit status 2.
 
-This module imports neither torch nor any plugin at import time: only the command
-functions do, when they run.
+This module imports no torch at import time: only the command functions do, when they run.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _recipe(algo: str) -> Any:
         names = algos.names()
         close = difflib.get_close_matches(algo, names, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        known = f" (registered: {', '.join(names)})" if names else " (none is registered: install rlkernel-algos)"
+        known = f" (registered: {', '.join(names)})" if names else " (none is registered)"
         raise UsageError(f"unknown algorithm {algo!r}{known}{hint}")
     return algos[algo]
 
@@ -210,7 +211,7 @@ def add_commands(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``train``/``eval`` alone (what ``rlkernel train ...`` does once wired into :mod:`rlkernel.cli`)."""
+    """Run ``train``/``eval`` alone, as ``rlkernel train ...`` runs them through the plugin hook."""
     parser = argparse.ArgumentParser(prog="rlkernel")
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     args = parser.parse_args(argv)
