@@ -9,6 +9,8 @@ from typing import Literal
 
 import pytest
 import torch
+from recipes_smoke import SMOKE
+from recipes_smoke import batch_frames as _batch
 
 import rlkernel
 from rlkernel_algos.loggers.csv_logger import read_metrics
@@ -106,21 +108,6 @@ def test_recipes_are_registered_by_the_algos_plugin():
         entry, _ = rlkernel.registry.algos.entry(name)
         assert entry.plugin == "algos", name
         assert rlkernel.registry.algos[name] is get_recipe(name)
-
-
-# Short runs: a few hundred frames each, checkpointed halfway.
-SMOKE = {
-    "ppo": ["num_envs=2", "steps_per_env=32", "epochs=2", "minibatch_size=32"],
-    "a2c": ["num_envs=4", "steps_per_env=8"],
-    "dqn": ["num_envs=2", "steps_per_env=32", "updates_per_batch=4", "learning_starts=64", "batch_size=32"],
-    "ddpg": ["frames_per_batch=100", "learning_starts=100", "utd_ratio=0.1", "batch_size=32"],
-    "td3": ["frames_per_batch=100", "learning_starts=100", "utd_ratio=0.1", "batch_size=32"],
-    "sac": ["frames_per_batch=100", "learning_starts=100", "utd_ratio=0.1", "batch_size=32"],
-}
-
-
-def _batch(config) -> int:
-    return config.frames_per_batch if hasattr(config, "frames_per_batch") else config.num_envs * config.steps_per_env
 
 
 @pytest.mark.parametrize("algo", RECIPE_NAMES)
