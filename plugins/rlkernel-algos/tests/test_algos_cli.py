@@ -112,3 +112,25 @@ def test_wired_into_the_rlkernel_command(capsys):
         cli.main(["train", "--help"])
     assert exit_info.value.code == 0
     assert "key=value" in capsys.readouterr().out
+
+
+def test_a_complete_run_is_left_as_it_is(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["train", "--frames", "128", "--run-dir", str(run_dir), "--no-progress", *PPO_SMALL]
+    assert cli_train.main(argv) == 0
+    summary = (run_dir / "summary.json").read_text()
+    capsys.readouterr()
+    assert cli_train.main(argv) == 0  # run twice, as 'nox -s demo' twice does
+    out = capsys.readouterr().out
+    assert f"{run_dir} is a complete run (128 frames" in out and "nothing to train" in out
+    assert (run_dir / "summary.json").read_text() == summary  # fps is not rewritten as 0
+
+
+def test_a_short_run_logs_enough_points_for_a_curve(tmp_path):
+    from rlkernel_algos.loggers.csv_logger import read_metrics
+
+    run_dir = tmp_path / "run"
+    small = [arg for arg in PPO_SMALL if not arg.startswith("log_interval")]
+    assert cli_train.main(["train", "--frames", "1280", "--run-dir", str(run_dir), "--no-progress", *small]) == 0
+    steps = [step for step, _ in read_metrics(run_dir / "metrics.csv")["fps"]]
+    assert steps == list(range(64, 1281, 64))  # the default log_interval (5,000) is capped at total_frames / 20

@@ -128,10 +128,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.show_config:
         print(recipe.describe())
         return 0
-    from rlkernel_algos.recipes.runs import default_run_dir
+    from rlkernel_algos.recipes.runs import completed_summary, default_run_dir
     from rlkernel_algos.trainers import latest_checkpoint
 
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(algo, config.env, config.seed, args.runs_root)
+    done = completed_summary(run_dir, config.total_frames)
+    if done is not None:
+        shown = f", return {done['return']:.1f}" if "return" in done else ""
+        print(f"{run_dir} is a complete run ({done['frames']:,.0f} frames{shown}): nothing to train. Evaluate it with "
+              f"'rlkernel eval {run_dir}', train it further with a larger --frames, or give another --run-dir for a "
+              f"fresh run.")
+        return 0
     print(f"rlkernel train {algo}: env {config.env}, {config.total_frames} frames, seed {config.seed} -> {run_dir}")
     found = latest_checkpoint(run_dir / "checkpoints")
     if found is not None:

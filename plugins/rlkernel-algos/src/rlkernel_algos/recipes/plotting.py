@@ -25,7 +25,8 @@ def plot_learning_curve(
     axes = figure.add_subplot()
     if series:
         steps, values = zip(*series)
-        axes.plot(steps, values, color="tab:blue", linewidth=1.5)
+        few = len(steps) <= 50  # dots make a short run's few points visible
+        axes.plot(steps, values, color="tab:blue", linewidth=1.5, marker="o" if few else None, markersize=3)
     else:
         axes.text(0.5, 0.5, f"no '{metric}' logged yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("frames")

@@ -30,7 +30,7 @@ from rlkernel_algos.recipes.config import ConfigError, config_from_dict, read_co
 from rlkernel_algos.recipes.plotting import plot_learning_curve
 from rlkernel_algos.trainers import Trainer, seed_everything
 
-__all__ = ["RunDir", "TrainedPolicy", "default_run_dir", "prepare_process"]
+__all__ = ["RunDir", "TrainedPolicy", "completed_summary", "default_run_dir", "prepare_process"]
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -79,9 +79,16 @@ class RunDir:
 
     def train(self, trainer: Trainer, *, policy: torch.nn.Module, env: EnvBase) -> dict[str, float]:
         """Resume from ``checkpoints/`` if it holds one, train, then save the policy, the
-        curve and ``summary.json``, and close ``env``; return the final metrics."""
+        curve and ``summary.json``, and close ``env``; return the final metrics.
+
+        A run that is already complete (its checkpoint holds ``total_frames`` frames and its
+        ``summary.json`` exists) is left as it is: its summary is returned unchanged.
+        """
         try:
             trainer.resume()
+            done = completed_summary(self.path, trainer.total_frames)
+            if done is not None and trainer.collected_frames >= trainer.total_frames:
+                return done
             metrics = trainer.train()
             torch.save({"policy": policy.state_dict(), "env": env.state_dict()}, self.path / POLICY_FILE)
         finally:
@@ -91,6 +98,15 @@ class RunDir:
         plot_learning_curve(self.path / METRICS_FILE, self.path / CURVE_FILE, title=f"{self.algo} on {self.config.env}")
         (self.path / SUMMARY_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         return metrics
+
+
+def completed_summary(run_dir: str | os.PathLike[str], total_frames: int) -> dict[str, float] | None:
+    """The ``summary.json`` of ``run_dir`` if that run finished at least ``total_frames`` frames, else None."""
+    summary_file = Path(run_dir) / SUMMARY_FILE
+    if not summary_file.is_file():
+        return None
+    summary = json.loads(summary_file.read_text())
+    return summary if summary.get("frames", 0) >= total_frames else None
 
 
 @dataclass

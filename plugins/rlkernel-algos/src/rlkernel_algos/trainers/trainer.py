@@ -53,6 +53,10 @@ def _is_loss_term(key: Any) -> bool:
     return isinstance(key, str) and (key == "loss" or key.startswith("loss_"))
 
 
+#: The fewest times a run logs its metrics (so a short run still has a curve).
+MIN_LOGS = 20
+
+
 class Trainer(CheckpointMixin):
     """Train ``loss_module`` on batches from ``collector`` with ``optimizer``.
 
@@ -75,7 +79,8 @@ class Trainer(CheckpointMixin):
         lr_scheduler: a ``torch.optim.lr_scheduler`` stepped once per batch (after its
             optimisation steps).
         logger: an :mod:`rlkernel_algos.loggers` logger (``None``: no logging).
-        log_interval: log every this many frames (and at the end).
+        log_interval: log every this many frames, and at least every ``total_frames / 20``
+            (a short run still draws a learning curve), and at the end.
         checkpoint_dir: where checkpoints go (``None``: none are written).
         checkpoint_interval: checkpoint every this many frames (and at the end); ``None``:
             only at the end.
@@ -142,7 +147,7 @@ class Trainer(CheckpointMixin):
         if clip_grad_norm is not None and not float(clip_grad_norm) > 0:
             raise TrainerError(f"Trainer: clip_grad_norm must be > 0 or None, got {clip_grad_norm!r}")
         self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
-        self.log_interval = _count("log_interval", log_interval)
+        self.log_interval = min(_count("log_interval", log_interval), max(1, self.total_frames // MIN_LOGS))
         self.checkpoint_interval = _count("checkpoint_interval", checkpoint_interval, allow_none=True)
         self.keep_checkpoints = _count("keep_checkpoints", keep_checkpoints)
         if logger is not None and not callable(getattr(logger, "log_scalar", None)):
