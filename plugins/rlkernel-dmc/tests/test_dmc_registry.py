@@ -59,3 +59,27 @@ def test_names_and_make_env() -> None:
 def test_unknown_task_suggests_the_closest() -> None:
     with pytest.raises(UnknownNameError, match="dmc:cartpole/swingup"):
         rlkernel.make_env("dmc:cartpole/swingupp")
+
+
+def test_the_listed_tasks_are_the_installed_suites() -> None:
+    from dm_control import suite
+
+    from rlkernel_dmc.registry_names import SUITE_TASKS
+
+    assert SUITE_TASKS == tuple(f"{domain}/{task}" for domain, task in suite.ALL_TASKS)
+
+
+def test_a_misspelt_name_is_answered_without_importing_dm_control() -> None:
+    result = _run(
+        """
+        import json, sys, rlkernel
+        try:
+            rlkernel.registry.envs.entry("dmc:cartpol/swingup")
+        except rlkernel.UnknownNameError as err:
+            message = str(err)
+        print(json.dumps({"message": message, "imported": "dm_control" in sys.modules}))
+        """
+    )
+    assert result["message"].startswith("unknown env name 'dmc:cartpol/swingup'; closest registered names: "
+                                        "dmc:cartpole/swingup")
+    assert result["imported"] is False
