@@ -191,9 +191,9 @@ class _Joint(D.Normal):
 
     calls = 0
 
-    def rsample_and_log_prob(self, sample_shape=torch.Size(())):
+    def rsample_and_log_prob(self, sample_shape=()):
         type(self).calls += 1
-        value = self.rsample(sample_shape)
+        value = self.rsample(torch.Size(sample_shape))
         return value, self.log_prob(value)
 
 
@@ -231,7 +231,8 @@ _REFLECTION = frozenset({"getattr", "hasattr", "setattr", "delattr"})
 
 
 def _sources() -> list[Path]:
-    files = [*(ROOT / "rlkernel").rglob("*.py"), *ROOT.glob("plugins/*/src/**/*.py"), *(ROOT / "benchmarks").rglob("*.py")]
+    files = [*(ROOT / "rlkernel").rglob("*.py"), *ROOT.glob("plugins/*/src/**/*.py")]
+    files += (ROOT / "benchmarks").rglob("*.py")
     return sorted(p for p in files if "_compat" not in p.relative_to(ROOT).parts)
 
 

@@ -7,16 +7,12 @@ maps a tensor to a tensor is accepted too, as in TorchRL: it is wrapped in a
 action key(s) -- unless its ``forward`` takes a parameter named ``tensordict`` or ``td``, in
 which case it is called with the TensorDict.
 
-For a plain ``TensorDictModule`` (no hooks, no ``method``/``method_kwargs``, in-place) the
-collector reads the in-keys, calls the wrapped module and writes the out-keys itself: the
-same result without the wrapper's per-call dispatch overhead.
-
-Any other policy can offer the same fast path with a method ``collector_tensor_call()``
-returning ``(fn, in_keys, out_keys)`` -- ``fn(*tensors at in_keys)`` returns the tensors
-to write at ``out_keys`` (a tuple, in order), exactly what calling the policy on a
-TensorDict would write -- or ``None`` when it cannot. ``fn`` may return ``NotImplemented``
-for a call that needs the TensorDict path. ``rlkernel_algos.modules.ProbabilisticActor``
-has one.
+A ``tensordict.nn`` policy that :class:`rlkernel.tensor_call.TensorCall` takes apart whole
+(``TensorDictModule``, ``ProbabilisticTensorDictSequential``, rlkernel-algos' actors, ...)
+is called as a function of tensors: the collector reads its in-keys, calls it and writes
+its out-keys itself, the same values without the per-call TensorDict overhead. Any other
+policy (and any call while tensordict's ``skip_existing`` is set) goes through the
+TensorDict call.
 """
 
 from __future__ import annotations
@@ -28,16 +24,16 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from tensordict.nn import TensorDictModule, TensorDictModuleBase
+from tensordict.nn import TensorDictModule, TensorDictModuleBase, skip_existing
 from torch import nn
 
-from rlkernel._compat import tensordict as td_compat
 from rlkernel.collectors.access import as_path, gather, put
 from rlkernel.collectors.errors import CollectorError
 from rlkernel.envs.common import EnvBase
 from rlkernel.envs.step import NestedKey
+from rlkernel.tensor_call import TensorCall
 
-__all__ = ["PolicyCaller", "adapt_policy", "tensor_call_parts"]
+__all__ = ["PolicyCaller", "adapt_policy"]
 
 
 def _takes_tensordict(module: nn.Module) -> bool:
@@ -66,44 +62,12 @@ def adapt_policy(policy: Any, env: EnvBase, *, owner: str) -> Callable[[TensorDi
     return policy
 
 
-FastCall = tuple[Callable[..., Any], list[tuple[str, ...]], list[NestedKey], list[tuple[str, ...] | None]]
-
-
-def _fast_module(policy: Any) -> FastCall | None:
-    """``(fn, in_paths, out_keys, out_paths)`` of :func:`tensor_call_parts`, or of the
-    policy's own ``collector_tensor_call()`` (see the module docstring)."""
-    parts = tensor_call_parts(policy)
-    if parts is not None:
-        return parts
-    # looked up on the class: a wrapper forwarding attributes (torch.compile's OptimizedModule)
-    # must not lend the inner module's fast path, which would bypass the wrapper
-    offer = getattr(type(policy), "collector_tensor_call", None)
-    found = offer(policy) if callable(offer) else None
-    if found is None:
+def _tensor_call(policy: Any) -> TensorCall | None:
+    """The policy as a tensor function, when it can be taken apart whole (else ``None``)."""
+    if not isinstance(policy, TensorDictModuleBase):
         return None
-    fn, in_keys, out_keys = found
-    out_keys = list(out_keys)
-    return fn, [as_path(key) for key in in_keys], out_keys, [as_path(key) for key in out_keys]
-
-
-def tensor_call_parts(policy: Any) -> FastCall | None:
-    """``(module, in_paths, out_keys, out_paths)`` when ``policy`` is a plain in-place
-    ``TensorDictModule`` (exactly that class, no hooks, no ``method``): calling ``module``
-    on the tensors at ``in_paths`` and writing its outputs at ``out_paths`` is what the
-    policy does (``None`` out-paths are the ``"_"`` placeholder, not written). ``None``
-    for any other policy."""
-    if type(policy) is not TensorDictModule:
-        return None
-    signature = td_compat.call_signature(policy)
-    if signature is None or signature != (None, {}) or policy.method is not None or policy.method_kwargs:
-        return None
-    if policy.inplace is not True or isinstance(policy.module, TensorDictModuleBase):
-        return None
-    if policy._forward_hooks or policy._forward_pre_hooks:
-        return None
-    out_keys = list(policy.out_keys_source)
-    out_paths = [None if key == "_" else as_path(key) for key in out_keys]
-    return policy.module, [as_path(key) for key in policy.in_keys], out_keys, out_paths
+    call = TensorCall(policy)
+    return call if call.exact else None
 
 
 def _params_device(module: Any) -> torch.device | None:
@@ -139,7 +103,9 @@ class PolicyCaller:
         if own_device is not None and own_device != self.device:
             self.policy = copy.deepcopy(policy).to(self.device)  # type: ignore[union-attr]
         self.moves = self.device != env_device
-        self.fast = _fast_module(self.policy)
+        self.fast = _tensor_call(self.policy)
+        self._in_paths = [as_path(key) for key in self.fast.in_keys] if self.fast is not None else []
+        self._out_paths = [as_path(key) for key in self.fast.out_keys] if self.fast is not None else []
         self.written_keys: list[NestedKey] = []
 
     def discover(self, td: TensorDictBase, action_keys: list[NestedKey], *, owner: str) -> TensorDictBase:
@@ -185,23 +151,13 @@ class PolicyCaller:
     def __call__(self, td: TensorDictBase) -> None:
         """Write the policy's outputs into ``td`` (in place)."""
         fast = self.fast
-        if fast is None or self.moves:
+        if fast is None or self.moves or skip_existing():
             self._call_slow(td)
             return
-        module, in_paths, out_keys, out_paths = fast
-        out = module(*gather(td, in_paths))
-        if out is NotImplemented:  # this call needs the TensorDict path
-            self._call_slow(td)
-            return
-        if type(out) is torch.Tensor:
-            out = (out,)
-        elif type(out) is not tuple:
-            out = tuple(out.get(key) for key in out_keys) if isinstance(out, (Mapping, TensorDictBase)) else (out,)
+        out = fast(*gather(td, self._in_paths))  # exact: no step needs a batch size
         batch_size = td.batch_size
         batch_dims = len(batch_size)
-        for path, value in zip(out_paths, out):
-            if path is None:  # the "_" placeholder: not written
-                continue
+        for path, value in zip(self._out_paths, out):
             if type(value) is torch.Tensor and value.shape[:batch_dims] == batch_size:
                 put(td, path, value)
             else:
@@ -213,7 +169,7 @@ class PolicyCaller:
             return set()
         if self.fast is None or self.moves:
             return None
-        return {path for path in self.fast[3] if path is not None}
+        return set(self._out_paths)
 
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict[str, torch.Tensor] | None:

@@ -14,35 +14,27 @@ distribution's ``deterministic_sample`` (``DETERMINISTIC``), ``mode``, ``mean`` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import (
-    CompositeDistribution,
-    InteractionType,
     ProbabilisticTensorDictModule,
     ProbabilisticTensorDictSequential,
     TensorDictModule,
     TensorDictModuleBase,
-    interaction_type,
-    skip_existing,
 )
-from torch import distributions as D
 from torch import nn
 
-from rlkernel._compat import tensordict as td_compat
 from rlkernel.errors import SpecError
 from rlkernel.exploration import DEFAULT_EXPLORATION_TYPE, ExplorationType
+from rlkernel.tensor_call import MapStep, Step, steps_as
 
 __all__ = ["Actor", "ProbabilisticActor", "ValueOperator"]
 
 NestedKey = str | tuple[str, ...]
-
-
-def _path(key: NestedKey) -> tuple[str, ...]:
-    return (key,) if isinstance(key, str) else tuple(key)
 
 
 def _as_keys(keys: NestedKey | Sequence[NestedKey] | None, default: list[NestedKey]) -> list[NestedKey]:
@@ -69,15 +61,24 @@ def action_leaf_spec(spec: Any, key: NestedKey) -> Any:
     return spec
 
 
-def _fit_to_spec(td: TensorDictBase, key: NestedKey, spec: Any, safe: bool) -> None:
-    value = td.get(key, None)
-    if value is None or spec is None:
-        return
+def _fit_value(value: torch.Tensor, spec: Any, safe: bool) -> torch.Tensor:
+    """``value`` cast to the spec's dtype and, with ``safe``, projected into the spec."""
     if value.dtype != spec.dtype:
         value = value.to(spec.dtype)
-    if safe:
-        value = spec.project(value)
-    td.set(key, value)
+    return spec.project(value) if safe else value
+
+
+def _fit_to_spec(td: TensorDictBase, key: NestedKey, spec: Any, safe: bool) -> None:
+    value = td.get(key, None)
+    if value is not None and spec is not None:
+        td.set(key, _fit_value(value, spec, safe))
+
+
+def _with_spec_fit(steps: list[Step] | None, key: NestedKey, spec: Any, safe: bool) -> list[Step] | None:
+    """``steps`` followed by the cast of ``key`` to ``spec`` (nothing to add without a spec)."""
+    if steps is None or spec is None:
+        return steps
+    return [*steps, MapStep(functools.partial(_fit_value, spec=spec, safe=safe), [key], [key])]
 
 
 class Actor(TensorDictModule):
@@ -114,6 +115,11 @@ class Actor(TensorDictModule):
         self.safe = bool(safe)
         if self.safe and self.spec is None:
             raise SpecError("Actor: safe=True needs a spec to project the actions into")
+
+    def tensor_call_steps(self) -> list[Step] | None:
+        """How :class:`rlkernel.tensor_call.TensorCall` computes this actor from tensors: the
+        ``TensorDictModule`` call, then the cast to the spec."""
+        return _with_spec_fit(steps_as(self, TensorDictModule), self.out_keys[0], self.spec, self.safe)
 
     def forward(self, tensordict: TensorDictBase, *args: Any, **kwargs: Any) -> Any:
         """Run the module; cast (and with ``safe`` project) the action into the spec."""
@@ -209,82 +215,11 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         actor.spec, actor.safe = spec, safe
         return actor
 
-    def collector_tensor_call(self) -> tuple[Callable[..., Any], list[NestedKey], list[NestedKey]] | None:
-        """The collectors' fast path: ``(fn, in_keys, out_keys)``, where ``fn(*inputs)``
-        returns what :meth:`forward` writes -- the distribution parameters, the action and
-        its log-probability (with ``return_log_prob``) -- computed from the input tensors
-        with the same calls (parameter network, distribution, draw or deterministic value
-        as the exploration type says, cast to the spec), without building TensorDicts.
-
-        ``None`` unless the actor is a plain parameter ``TensorDictModule`` followed by its
-        sampler, with one sampled key, a ``torch.distributions`` class, no hooks, no
-        ``num_samples`` and no generator. ``fn`` returns ``NotImplemented`` (use
-        :meth:`forward`) while ``tensordict.nn.skip_existing()`` is set.
-        """
-        from rlkernel.collectors.policy import tensor_call_parts
-
-        modules = list(self.module)
-        if len(modules) != 2 or self._forward_hooks or self._forward_pre_hooks:
-            return None
-        # forward() would write other keys than the fast path: a selection of out-keys, not
-        # in place, partial or composite outputs, or an action the parameter net writes itself
-        if (
-            td_compat.selects_out_keys(self) is not False or self.inplace not in (None, True)
-            or getattr(self, "partial_tolerant", False) or getattr(self, "return_composite", False)
-            or td_compat.requires_sample(self) is not True
-        ):
-            return None
-        params, sampler = modules
-        parts = tensor_call_parts(params)
-        if parts is None or type(sampler) is not ProbabilisticTensorDictModule:
-            return None
-        if sampler._forward_hooks or sampler._forward_pre_hooks or sampler.num_samples is not None:
-            return None
-        if td_compat.has_generator(sampler) is not False:
-            return None
-        cls = sampler.distribution_class
-        if not (isinstance(cls, type) and issubclass(cls, D.Distribution)) or issubclass(cls, CompositeDistribution):
-            return None
-        sample_keys = list(sampler.dist_sample_keys)
-        net, in_paths, param_keys, _ = parts
-        param_paths = [_path(key) for key in param_keys]
-        try:
-            positions = [param_paths.index(_path(key)) for key in sampler.in_keys]
-        except ValueError:
-            return None
-        if len(sample_keys) != 1 or "_" in param_keys or _path(sample_keys[0]) in param_paths:
-            return None
-        names = [key[-1] if isinstance(key, tuple) else key for key in sampler.dist_keys]
-        kwargs = dict(sampler.distribution_kwargs or {})
-        with_log_prob, default_type = sampler.return_log_prob, sampler.default_interaction_type
-        sample_key, spec, safe = sample_keys[0], self.spec, self.safe
-        n_params = len(param_keys)
-
-        def fn(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...] | Any:
-            if skip_existing():
-                return NotImplemented
-            out = net(*inputs)
-            outs = (out,) if isinstance(out, torch.Tensor) else out if type(out) is tuple else None
-            if outs is None or len(outs) != n_params:
-                return NotImplemented  # a mapping, or a wrong count: forward() handles or explains it
-            dist = cls(**{name: outs[i] for name, i in zip(names, positions)}, **kwargs)
-            kind = interaction_type() or default_type
-            random_lp = with_log_prob and kind is InteractionType.RANDOM
-            joint = td_compat.joint_sample_and_log_prob(dist) if random_lp else None
-            if joint is not None:
-                sample, log_prob = joint(torch.Size(()))
-            else:
-                sample = td_compat.dist_sample(sampler, dist, kind)
-                log_prob = dist.log_prob(sample) if with_log_prob else None
-            if spec is not None:
-                if sample.dtype != spec.dtype:
-                    sample = sample.to(spec.dtype)
-                if safe:
-                    sample = spec.project(sample)
-            return (*outs, sample, log_prob) if with_log_prob else (*outs, sample)
-
-        out_keys = [*param_keys, sample_key, *([sampler.log_prob_key] if with_log_prob else [])]
-        return fn, in_paths, out_keys
+    def tensor_call_steps(self) -> list[Step] | None:
+        """How :class:`rlkernel.tensor_call.TensorCall` computes this actor from tensors: the
+        steps of its ``ProbabilisticTensorDictSequential``, then the cast to the spec."""
+        steps = steps_as(self, ProbabilisticTensorDictSequential)
+        return _with_spec_fit(steps, self.module[-1].out_keys[0], self.spec, self.safe)
 
     def forward(self, tensordict: TensorDictBase, *args: Any, **kwargs: Any) -> Any:
         """Compute the parameters, draw (or take the deterministic) action, fit it to the spec."""

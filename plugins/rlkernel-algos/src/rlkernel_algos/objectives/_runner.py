@@ -1,4 +1,4 @@
-"""Run a ``tensordict.nn`` module on plain tensors: the losses' hot path.
+"""Run a ``tensordict.nn`` module on tensors fetched by key: the losses' hot path.
 
 A loss calls its networks several times per update (the actor on the observation and on
 the next observation, each critic on two batches, ...). Going through ``TensorDict``
@@ -6,18 +6,10 @@ each time costs a few tens of microseconds per call in key lookups, copies and c
 over a small update (a PPO minibatch of 64 samples takes about a millisecond) that is
 the whole difference between a hand-written loop and a library loss.
 
-:class:`ModuleRunner` takes a module apart once, at construction, into the steps that
-compute it:
-
-* a :class:`~tensordict.nn.TensorDictModule` (not overriding ``forward``) becomes a call
-  of its inner ``nn.Module`` on the tensors at its ``in_keys``;
-* a :class:`~tensordict.nn.TensorDictSequential` (and its probabilistic subclass) becomes
-  its modules' steps, in order;
-* a :class:`~tensordict.nn.ProbabilisticTensorDictModule` becomes "build the distribution
-  from the parameters at its ``in_keys``" (and, in the middle of a chain, "sample from it
-  as the exploration type says");
-* any other :class:`~tensordict.nn.TensorDictModuleBase` is called on a small TensorDict
-  holding just its inputs (correct for anything, only slower).
+The module is taken apart by the core's :mod:`rlkernel.tensor_call` (the same steps the
+collectors run); :class:`ModuleRunner` adds what a loss needs on top: inputs read from a
+batch, under ``"next"`` or replaced by freshly computed values, stopping once a key is
+computed, and the distribution of a probabilistic module.
 
 The parameters are the module's own: gradients, optimizers and in-place updates behave
 exactly as if the module were called on a TensorDict.
@@ -25,143 +17,20 @@ exactly as if the module were called on a TensorDict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from tensordict import TensorDict
-from tensordict.nn import (
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-    TensorDictModuleBase,
-    TensorDictSequential,
-)
-from tensordict.nn import interaction_type as _interaction_type
-from tensordict.utils import NestedKey, unravel_key
+from tensordict.nn import TensorDictModuleBase
+from tensordict.utils import NestedKey
 
-from rlkernel._compat import tensordict as td_compat
+from rlkernel.tensor_call import NO_BATCH, Step, TensorCall
 from rlkernel_algos.objectives._keys import LossKeyError, next_key
 
 __all__ = ["NO_BATCH", "ModuleRunner"]
 
-NO_BATCH = torch.Size(())
-
 # A getter of input tensors: ``get(key, default)``, as TensorDict.get and dict.get are.
 Source = Any
-
-
-def _is_plain(module: torch.nn.Module, cls: type) -> bool:
-    """Whether ``module`` is a ``cls`` whose ``forward`` is ``cls.forward`` (not overridden)."""
-    return isinstance(module, cls) and type(module).forward is cls.forward
-
-
-class _Step:
-    """One unit of work: reads ``in_keys``, writes ``out_keys`` into the run's values."""
-
-    __slots__ = ("in_keys", "internal", "out_keys")
-
-    def __init__(self, in_keys: list[NestedKey], out_keys: list[NestedKey]) -> None:
-        self.in_keys = in_keys
-        self.out_keys = out_keys
-        self.internal: list[bool] = []  # filled by the runner: is the key written by an earlier step
-
-
-class _CallStep(_Step):
-    """A TensorDictModule: its inner module called on tensors."""
-
-    __slots__ = ("call", "kwarg_names", "method_kwargs")
-
-    def __init__(self, module: TensorDictModule) -> None:
-        super().__init__([unravel_key(k) for k in module.in_keys], list(module.out_keys_source))
-        inner = module.module
-        self.call: Callable[..., Any] = inner if module.method is None else getattr(inner, module.method)
-        signature = td_compat.call_signature(module)
-        self.kwarg_names = signature[0] if signature is not None else None
-        self.method_kwargs = dict(module.method_kwargs)
-
-    def run(self, inputs: list[torch.Tensor], values: dict, batch_shape: torch.Size) -> None:
-        if self.kwarg_names is None:
-            out = self.call(*inputs, **self.method_kwargs) if self.method_kwargs else self.call(*inputs)
-        else:
-            out = self.call(**dict(zip(self.kwarg_names, inputs)), **self.method_kwargs)
-        if type(out) is torch.Tensor:
-            values[self.out_keys[0]] = out
-            return
-        if isinstance(out, Mapping):
-            out = tuple(out[k] for k in self.out_keys)
-        for key, value in zip(self.out_keys, out):
-            values[key] = value
-
-
-class _DistStep(_Step):
-    """A ProbabilisticTensorDictModule: builds its distribution; samples when mid-chain."""
-
-    __slots__ = ("dist_class", "dist_kwargs", "dist_names", "module")
-
-    def __init__(self, module: ProbabilisticTensorDictModule) -> None:
-        super().__init__([unravel_key(k) for k in module.in_keys], list(module.dist_sample_keys))
-        self.module = module
-        self.dist_class = module.distribution_class
-        self.dist_kwargs = dict(module.distribution_kwargs)
-        self.dist_names = [k[-1] if isinstance(k, tuple) else k for k in module.dist_keys]
-
-    def dist(self, inputs: list[torch.Tensor]) -> torch.distributions.Distribution:
-        return self.dist_class(**dict(zip(self.dist_names, inputs)), **self.dist_kwargs)
-
-    def run(self, inputs: list[torch.Tensor], values: dict, batch_shape: torch.Size) -> None:
-        sample = td_compat.dist_sample(self.module, self.dist(inputs), _interaction_type())
-        if isinstance(sample, torch.Tensor):
-            sample = (sample,)
-        for key, value in zip(self.out_keys, sample):
-            values[key] = value
-
-
-class _GenericStep(_Step):
-    """Any other TensorDictModuleBase: called on a TensorDict holding just its inputs."""
-
-    __slots__ = ("module",)
-
-    def __init__(self, module: TensorDictModuleBase) -> None:
-        super().__init__([unravel_key(k) for k in module.in_keys], [unravel_key(k) for k in module.out_keys])
-        self.module = module
-
-    def _td(self, inputs: list[torch.Tensor], batch_shape: torch.Size) -> TensorDict:
-        return TensorDict(dict(zip(self.in_keys, inputs)), batch_size=batch_shape)
-
-    def dist(self, inputs: list[torch.Tensor], batch_shape: torch.Size) -> torch.distributions.Distribution:
-        return self.module.get_dist(self._td(inputs, batch_shape))
-
-    def run(self, inputs: list[torch.Tensor], values: dict, batch_shape: torch.Size) -> None:
-        out = self.module(self._td(inputs, batch_shape))
-        for key in self.out_keys:
-            values[key] = out.get(key)
-
-
-class _FitStep(_Step):
-    """What rlkernel's ``Actor``/``ProbabilisticActor`` do after computing the action:
-    cast it to the spec's dtype and, with ``safe``, project it into the spec."""
-
-    __slots__ = ("safe", "spec")
-
-    def __init__(self, key: NestedKey, spec: Any, safe: bool) -> None:
-        super().__init__([key], [key])
-        self.spec, self.safe = spec, safe
-
-    def run(self, inputs: list[torch.Tensor], values: dict, batch_shape: torch.Size) -> None:
-        value = inputs[0]
-        if value.dtype != self.spec.dtype:
-            value = value.to(self.spec.dtype)
-        values[self.out_keys[0]] = self.spec.project(value) if self.safe else value
-
-
-def _rlkernel_actors() -> tuple[type, ...]:
-    """rlkernel_algos' ``Actor`` and ``ProbabilisticActor`` (whose ``forward`` adds a spec fit)."""
-    try:
-        from rlkernel_algos.modules.actors import Actor, ProbabilisticActor
-    except ImportError:  # pragma: no cover - same distribution
-        return ()
-    return Actor, ProbabilisticActor
 
 
 class ModuleRunner:
@@ -192,62 +61,26 @@ class ModuleRunner:
             )
         self.module = module
         self.name = name
-        self.steps: list[_Step] = []
-        self._flatten(module)
-        # the distribution is built by the last step able to: a _DistStep, or a module with get_dist
-        self._dist_index = -1
-        for i, step in enumerate(self.steps):
-            if isinstance(step, _DistStep) or (isinstance(step, _GenericStep) and hasattr(step.module, "get_dist")):
-                self._dist_index = i
+        call = TensorCall(module)
+        self.steps: list[Step] = call.steps
+        # the distribution is built by the last step able to: a DistStep, or a module with get_dist
+        self._dist_index = max((i for i, step in enumerate(self.steps) if step.makes_dist), default=-1)
         self.probabilistic = self._dist_index >= 0
         written: set = set()
-        external: list[NestedKey] = []
+        self._internal: list[list[bool]] = []  # per step: is each in-key written by an earlier step
         for step in self.steps:
-            step.internal = [k in written for k in step.in_keys]
-            external += [k for k, inside in zip(step.in_keys, step.internal) if not inside and k not in external]
+            self._internal.append([k in written for k in step.in_keys])
             written.update(step.out_keys)
-        self.in_keys: list[NestedKey] = external
-        self.out_keys: list[NestedKey] = [k for step in self.steps for k in step.out_keys]
+        self.in_keys: list[NestedKey] = call.in_keys
+        self.out_keys: list[NestedKey] = call.out_keys
+        external = self.in_keys
         self._next_keys = {k: next_key(k) for k in external}
 
-    def _flatten(self, module: TensorDictModuleBase) -> None:
-        actors = _rlkernel_actors()
-        if actors and (_is_plain(module, actors[0]) or _is_plain(module, actors[1])) and not getattr(
-            module, "return_composite", False
-        ):
-            # the parent class's work, then the spec fit the subclass's forward adds
-            if isinstance(module, actors[0]):
-                self.steps.append(_CallStep(module))
-                key = module.out_keys[0]
-            else:
-                for sub in module.module:
-                    self._flatten(sub)
-                key = module.module[-1].out_keys[0]
-            if module.spec is not None:
-                self.steps.append(_FitStep(unravel_key(key), module.spec, module.safe))
-            return
-        if isinstance(module, TensorDictSequential) and (
-            _is_plain(module, TensorDictSequential) or _is_plain(module, ProbabilisticTensorDictSequential)
-        ):
-            if isinstance(module, ProbabilisticTensorDictSequential) and module.return_composite:
-                self.steps.append(_GenericStep(module))
-                return
-            for sub in module.module:
-                self._flatten(sub)
-        elif _is_plain(module, TensorDictModule):
-            self.steps.append(_CallStep(module))
-        elif _is_plain(module, ProbabilisticTensorDictModule) and isinstance(module.distribution_class, type) and (
-            "distribution_map" not in module.distribution_kwargs
-        ):
-            self.steps.append(_DistStep(module))
-        else:
-            self.steps.append(_GenericStep(module))
-
     def _inputs(
-        self, step: _Step, values: dict, source: Source, nxt: bool, overrides: Mapping | None
+        self, index: int, values: dict, source: Source, nxt: bool, overrides: Mapping | None
     ) -> list[torch.Tensor]:
         inputs = []
-        for key, inside in zip(step.in_keys, step.internal):
+        for key, inside in zip(self.steps[index].in_keys, self._internal[index]):
             if inside:
                 inputs.append(values[key])
                 continue
@@ -282,8 +115,10 @@ class ModuleRunner:
             stop_at: stop as soon as this key is computed (skips e.g. a greedy head).
         """
         values: dict = {}
-        for step in self.steps:
-            step.run(self._inputs(step, values, source, nxt, overrides), values, batch_shape)
+        for index, step in enumerate(self.steps):
+            out = step.run(self._inputs(index, values, source, nxt, overrides), batch_shape)
+            for key, value in zip(step.out_keys, out):
+                values[key] = value
             if stop_at is not None and stop_at in values:
                 break
         return values
@@ -301,13 +136,13 @@ class ModuleRunner:
             raise LossKeyError(f"{self.name} does not end in a distribution (it has no get_dist)")
         values: dict = {}
         steps = self.steps
-        for step in steps[: self._dist_index]:
-            step.run(self._inputs(step, values, source, nxt, overrides), values, batch_shape)
-        last = steps[self._dist_index]
-        inputs = self._inputs(last, values, source, nxt, overrides)
-        if isinstance(last, _DistStep):
-            return last.dist(inputs)
-        return last.dist(inputs, batch_shape)
+        for index in range(self._dist_index):
+            step = steps[index]
+            out = step.run(self._inputs(index, values, source, nxt, overrides), batch_shape)
+            for key, value in zip(step.out_keys, out):
+                values[key] = value
+        inputs = self._inputs(self._dist_index, values, source, nxt, overrides)
+        return steps[self._dist_index].dist(inputs, batch_shape)
 
     def dist_from_params(self, source: Source, *, batch_shape: torch.Size = NO_BATCH):
         """The distribution built from parameters stored in ``source`` (``None`` if absent).
@@ -320,8 +155,7 @@ class ModuleRunner:
         params = [source.get(k, None) for k in last.in_keys]
         if any(p is None for p in params):
             return None
-        params = [p.detach() for p in params]
-        return last.dist(params) if isinstance(last, _DistStep) else last.dist(params, batch_shape)
+        return last.dist([p.detach() for p in params], batch_shape)
 
     def dist_param_keys(self) -> list[NestedKey]:
         """The keys of the distribution's parameters (``loc``, ``scale``, ``logits``, ...)."""
