@@ -1,8 +1,10 @@
-"""Every workflow of the repository: ``nox -s tests``, ``lint``, ``bench``, ``demo``.
+"""Every workflow of the repository: ``nox -s tests``, ``lint``, ``bench``, ``demo``, ``learn``,
+and ``nox -t alone`` (each distribution installed and tested alone).
 
 Each session installs the pinned CPU build of torch first (a bare ``torch`` requirement
 would pull a multi-GB CUDA build), then the core and every plugin under ``plugins/``,
-all under ``constraints.txt``.
+all under ``constraints.txt``. ``nox -t ci`` is what CI runs: lint, the whole suite with
+everything installed, then each distribution alone.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def install_stack(session: nox.Session, *extra: str) -> None:
     session.install(*CONSTRAINTS, "-e", str(ROOT), *[x for p in PLUGINS for x in ("-e", p)], *extra)
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def tests(session: nox.Session) -> None:
     """Install everything and run the whole test suite (core and plugins)."""
     install_stack(session, *ENV_DEPS, *TEST_DEPS)
@@ -45,11 +47,37 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
     """ruff on the whole repository."""
     session.install(*CONSTRAINTS, "ruff")
     session.run("ruff", "check", ".")
+
+
+#: Each distribution alone: its folder and its tests. Only the distribution, the core and its
+#: ``test`` extra are installed, so a test that needs something else must say so
+#: (``pytest.importorskip`` for an optional backend), and a missing dependency shows.
+ALONE = {
+    "core": (ROOT, ("tests",)),
+    **{Path(p).name.removeprefix("rlkernel-"): (Path(p), (str(Path(p, "tests").relative_to(ROOT)),)) for p in PLUGINS},
+}
+
+
+def _alone_session(name: str, folder: Path, test_paths: tuple[str, ...]) -> None:
+    def alone(session: nox.Session) -> None:
+        session.install(TORCH)
+        packages = ["-e", f"{ROOT}[test]"] if folder == ROOT else ["-e", f"{ROOT}[test]", "-e", f"{folder}[test]"]
+        session.install(*CONSTRAINTS, *packages)
+        session.env.setdefault("MUJOCO_GL", "egl")
+        session.env.setdefault("OMP_NUM_THREADS", "1")
+        session.run("pytest", *(session.posargs or ["-q", *test_paths]))
+
+    alone.__doc__ = f"{name} installed alone (with its test extra) and its own tests."
+    nox.session(name=f"alone-{name}", tags=["alone", "ci"])(alone)
+
+
+for _name, (_folder, _tests) in ALONE.items():
+    _alone_session(_name, _folder, _tests)
 
 
 REFERENCE = ROOT / ".nox" / "reference"
@@ -97,3 +125,27 @@ def learn(session: nox.Session) -> None:
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.env.setdefault("MUJOCO_GL", "egl")
     session.run("python", "-m", "rlkernel_algos.recipes.learn", "--write", "docs/results.md", *session.posargs)
+
+
+@nox.session(name="tests_upper")
+def tests_upper(session: nox.Session) -> None:
+    """The core's tests with each declared dependency range at its upper end.
+
+    Everything is installed without ``constraints.txt`` and with ``--upgrade-strategy
+    eager``, so pip takes the newest release this machine can install inside each range the
+    core and the plugins declare (``tensordict>=0.15,<0.16`` gives the newest 0.15.x). torch
+    stays the pinned CPU build: newer torch wheels on PyPI are CUDA builds of several GB. The
+    versions in use are printed before the tests; ``-- PYTEST ARGS`` replaces ``-q tests``.
+    """
+    pinned_torch = Path(session.create_tmp()) / "torch.txt"
+    pinned_torch.write_text(TORCH + "\n")
+    session.install(TORCH)
+    session.install(
+        "--upgrade", "--upgrade-strategy", "eager", "-c", str(pinned_torch),
+        "-e", f"{ROOT}[test]", *[x for p in PLUGINS for x in ("-e", p)], *ENV_DEPS,
+    )
+    session.run("python", "-c", "import importlib.metadata as m; print({d: m.version(d) for d in "
+                "('torch', 'tensordict', 'pluggy', 'cloudpickle', 'gymnasium')})")
+    session.env.setdefault("MUJOCO_GL", "egl")
+    session.env.setdefault("OMP_NUM_THREADS", "1")
+    session.run("pytest", *(session.posargs or ["-q", "tests"]))

@@ -14,7 +14,7 @@ TensorDict, in a ``LazyTensorStorage`` of 1,000,000 rows:
 
 Each side runs in its own fresh process, rlkernel and TorchRL alternating, for a few
 rounds; the table shows medians. TorchRL runs from its own virtualenv
-(``--torchrl-python``, default ``/work/venv-torchrl/bin/python``); when it is missing,
+(``--torchrl-python``, default ``.nox/reference/bin/python``); when it is missing,
 or its prioritized buffer cannot run (its C++ extension may not load with this torch),
 the comparison falls back to reference figures measured on this machine; the
 ``scaled`` column then slows the reference prioritized figure down as much as TorchRL's
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     notes = []
     if theirs_rounds:
         notes.append(
-            f"TorchRL {theirs_rounds[0].get('torchrl')} ran in {args.torchrl_python}, {len(theirs_rounds)} rounds."
+            f"TorchRL {theirs_rounds[0].get('torchrl')} ran in its own venv, {len(theirs_rounds)} rounds."
         )
         if theirs["prioritized"] is None:
             reason = theirs_rounds[0].get("prioritized_error", "unknown")

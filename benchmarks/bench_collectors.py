@@ -14,7 +14,7 @@ References:
 * *hand-written*: the practical limit -- a plain loop over ``gymnasium.make`` (single) or
   gymnasium's ``SyncVectorEnv`` (vector; 2 processes of 4 envs for multi) calling the same
   torch module (MLP + ``torch.multinomial`` sampling) under ``no_grad``; no storage.
-* *TorchRL* (when ``/work/venv-torchrl/bin/python`` exists; if that venv has no gymnasium,
+* *TorchRL* (when ``.nox/reference/bin/python`` exists; if that venv has no gymnasium,
   this venv's gymnasium is linked onto its ``PYTHONPATH``): its ``Collector`` /
   ``MultiSyncCollector`` over its ``GymEnv`` with the same policy module.
 

@@ -6,7 +6,7 @@ Three sides, timed in one run, alternating (median of the rounds; ratios are wha
 * a numpy reverse loop over time on contiguous ``[T, B]`` float32 arrays (the usual
   hand-written baseline), in this process;
 * TorchRL 0.14's ``vec_generalized_advantage_estimate``, in a worker process running
-  ``/work/venv-torchrl/bin/python`` (or ``--torchrl-python``), which times its own calls on
+  ``.nox/reference/bin/python`` (or ``--torchrl-python``), which times its own calls on
   the same data, one call per round, between ours. Without that interpreter the figure
   quoted for it (87 ms on this machine) is reported instead, marked as such.
 

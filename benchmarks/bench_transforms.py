@@ -8,7 +8,7 @@ and inside a ``TransformedEnv`` with the same chain in both libraries::
     ObservationNorm(loc=0.5, scale=2.0), CatFrames(4, -1)
 
 Each side runs in its own interpreter (TorchRL lives in another virtual environment:
-``--torchrl-python``, default ``/work/venv-torchrl/bin/python``); rounds alternate the two
+``--torchrl-python``, default ``.nox/reference/bin/python``); rounds alternate the two
 sides and each round also alternates bare and transformed loops. Reported, as medians over
 rounds: steps per second, the overhead of the chain per step (transformed minus bare, in
 microseconds) and the ratios rlkernel / TorchRL. Absolute numbers drift with machine load;

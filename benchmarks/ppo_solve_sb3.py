@@ -14,7 +14,7 @@ If ``--max-frames`` runs out first the record says ``"reached": false``.
 
 Run by the reference interpreter (TorchRL / SB3 virtualenv), never by rlkernel's::
 
-    /work/venv-torchrl/bin/python benchmarks/ppo_solve_sb3.py --seed 0 --target 475 --window 20 \\
+    .nox/reference/bin/python benchmarks/ppo_solve_sb3.py --seed 0 --target 475 --window 20 \\
         --max-frames 100000
 
 It prints one JSON line on stdout: ``{"library": "sb3", "seed", "reached", "seconds", "frames",

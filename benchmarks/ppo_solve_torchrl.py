@@ -23,7 +23,7 @@ policy, all environments pooled, in the order they ended) is at least ``--target
 
 Run by the reference interpreter (TorchRL / SB3 virtualenv), never by rlkernel's::
 
-    /work/venv-torchrl/bin/python benchmarks/ppo_solve_torchrl.py --seed 0 --target 475 \\
+    .nox/reference/bin/python benchmarks/ppo_solve_torchrl.py --seed 0 --target 475 \\
         --window 20 --max-frames 100000
 
 It prints one JSON line on stdout: ``{"library": "torchrl", "seed", "reached", "seconds", "frames",

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CANDIDATES = (ROOT / ".nox" / "reference" / "bin" / "python", Path("/work/venv-torchrl/bin/python"))
+CANDIDATES = (ROOT / ".nox" / "reference" / "bin" / "python",)
 
 
 def torchrl_python() -> str:

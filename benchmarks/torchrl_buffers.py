@@ -1,6 +1,6 @@
 """TorchRL's side of ``bench_buffers``: run with the Python of a virtualenv holding TorchRL.
 
-    /work/venv-torchrl/bin/python benchmarks/torchrl_buffers.py --capacity 1000000
+    .nox/reference/bin/python benchmarks/torchrl_buffers.py --capacity 1000000
 
 Prints one JSON line: the same workloads as ``bench_buffers`` measures for rlkernel
 (transitions/s for ``fill`` and ``sample``, iterations/s for ``prioritized``), or for a
