@@ -7,16 +7,17 @@ does no ``step_mdp`` and builds no TensorDict of its own:
 * the environment's output is read once (key paths fixed at the first step) and that one
   list of tensors serves the buffer write, the done check and the move to the next step
   (the next observation and done flags are rebound into the root);
-* ``env._step`` is called directly when the environment does not override ``step``
-  (``EnvBase.step`` would complete the done flags every step: they are completed only when
-  the output lacks one); the action a policy wrote is checked at every step by
-  ``env.check_step_input``, as ``env.step`` does (random actions drawn from the action spec
-  are in it by construction);
+* ``env._step`` is called directly when the environment's class keeps the contract's
+  ``step`` (``EnvBase.standard_step``; ``EnvBase.step`` would complete the done flags every
+  step: they are completed only when the output lacks one), or, for a class that declares
+  a direct step (``EnvBase.direct_step``), its direct step bound to tensors of the
+  stepper; the action a policy wrote is checked at every step by ``env.check_step_input``,
+  as ``env.step`` does (random actions drawn from the action spec are in it by construction);
 * root leaves equal to the previous step's ``"next"`` leaves (observation, done flags)
   are not copied at every step: they are written after a reset and otherwise filled from
   ``"next"`` in one copy per leaf at the end of the batch. This is on only when nothing
   else writes them: random actions or a plain ``TensorDictModule`` policy whose out-keys
-  do not include them, and an environment that does not override ``step``;
+  do not include them, and an environment whose class keeps the contract's ``step``;
 * only when a sub-environment is done does it call ``env.maybe_reset``.
 """
 
@@ -76,7 +77,7 @@ class Stepper:
         self.batch_size = env.batch_size
         self.traj = TrajectoryIds(env.batch_size, device=env.device)
         self.buffer: RolloutBuffer | None = None
-        self._direct_step = type(env).step is EnvBase.step
+        self._direct_step = type(env).standard_step
         self._done_keys = [k for k in env.done_keys if _leaf_name(k) == DONE]
         self._trunc_keys = [k for k in env.done_keys if _leaf_name(k) in (DONE, TRUNCATED)]
         self._step_count = torch.zeros(env.batch_size, dtype=torch.int64, device=env.device)
@@ -280,7 +281,7 @@ class Stepper:
         # Root leaves that are the previous step's "next" leaves (observation, done flags):
         # written only after a reset, otherwise filled from "next" at the end of the batch.
         # Only when nothing but the collector writes them: the policy's outputs are known
-        # (fast path, or random actions) and ``env.step`` is EnvBase's.
+        # (fast path, or random actions) and the env's class keeps the contract's ``step``.
         policy_paths = self.policy.output_paths()
         if self._direct_step and policy_paths is not None:
             carried = {path: i for path, i in self._carry if path not in policy_paths}
@@ -292,17 +293,17 @@ class Stepper:
         return buffer
 
     def _bind_step_into(self, root: TensorDictBase, out: TensorDictBase) -> tuple | None:
-        """The environment's direct step, when it has one (``env._step_into_fn``, e.g.
-        ``rlkernel_gym.GymWrapper``): it reads the action and writes the step's outputs
+        """The environment's direct step, when its class declares one (``EnvBase.direct_step``,
+        e.g. ``rlkernel_gym.GymWrapper``): it reads the action and writes the step's outputs
         into tensors allocated here, which then serve as the step's ``"next"`` values: the
         buffer copies them, and the root gets copies of those it carries (what the policy
         reads may be kept or aliased by it: it must not change under it). Not with truncation
-        by ``max_frames_per_traj`` (it edits the output) or when ``env.step`` is overridden;
-        ``None`` then, or when the env has none.
+        by ``max_frames_per_traj`` (it edits the output) or when the class has its own
+        ``step``; ``None`` then, or when ``_step_into_fn`` declines these tensors.
         """
-        make = getattr(self.env, "_step_into_fn", None)
-        action_keys = self.env.action_keys
-        if not callable(make) or not self._direct_step or self.max_frames_per_traj is not None:
+        env = self.env
+        action_keys = env.action_keys
+        if not type(env).direct_step or not self._direct_step or self.max_frames_per_traj is not None:
             return None
         if len(action_keys) != 1 or any(len(path) != 1 for path in self._next_paths):
             return None
@@ -312,7 +313,7 @@ class Stepper:
             return None
         outputs = {path[0]: torch.zeros_like(out.get(path)) for path in self._next_paths}
         inputs = {action_path[0]: action}
-        step_into = make(inputs, outputs)
+        step_into = env._step_into_fn(inputs, outputs)
         if step_into is None:
             return None
         return step_into, inputs, action_path, [outputs[path[0]] for path in self._next_paths]

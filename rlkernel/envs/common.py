@@ -24,7 +24,8 @@ Public methods validate and orchestrate; a subclass implements only ``_reset``,
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, ClassVar
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -43,7 +44,7 @@ from rlkernel.envs.step import (
     step_mdp,
 )
 from rlkernel.errors import ActionError, EnvError
-from rlkernel.specs import Composite, Unbounded
+from rlkernel.specs import Composite, TensorSpec, Unbounded
 
 __all__ = ["EnvBase", "Policy"]
 
@@ -54,6 +55,10 @@ def _prefix(key: NestedKey) -> tuple[str, ...]:
 
 def _join(prefix: tuple[str, ...], name: str) -> NestedKey:
     return (*prefix, name) if prefix else name
+
+
+def _leaf(key: NestedKey) -> str:
+    return key[-1] if isinstance(key, tuple) else key
 
 
 def _key_str(key: NestedKey) -> str:
@@ -78,6 +83,44 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
     spec when there is a single action or reward, the composite otherwise.
     """
 
+    #: Whether the class's step is a *direct step*: :meth:`_step_into_fn` writes a step into
+    #: preallocated output tensors, and that is the class's implementation of a step:
+    #: ``_step`` is derived from it here (see :meth:`_step`), and the batched envs' workers and
+    #: the collectors bind it to their own buffers. Declared by the class (``direct_step =
+    #: True``); see :data:`capability_methods` for how a subclass loses it.
+    direct_step: ClassVar[bool] = False
+    #: Whether the public :meth:`step` is the contract's (check the input with
+    #: :meth:`check_step_input`, ``_step``, :meth:`_complete`): the collectors' stepper then
+    #: does the same in its own way (checking, then calling ``_step`` or the direct step).
+    standard_step: ClassVar[bool] = True
+    #: Whether ``maybe_reset`` of an env of batch size ``()`` may read the done flags itself
+    #: instead of calling :meth:`_any_done`.
+    standard_done_check: ClassVar[bool] = True
+    #: Capabilities a class declares (class attributes set to True), each with the methods
+    #: it rests on. A subclass that defines one of those methods itself no longer claims the
+    #: capability unless it declares it again in its own body (bookkept by
+    #: ``__init_subclass__``, once, when the class is made): a subclass that writes its own
+    #: ``_step`` is never silently switched to the direct step. Subclasses may add entries.
+    capability_methods: ClassVar[dict[str, tuple[str, ...]]] = {
+        "direct_step": ("_step",),
+        "standard_step": ("step",),
+        "standard_done_check": ("_any_done",),
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+
+        def nearest(name: str) -> int:  # where in the MRO ``name`` is defined (len(mro): nowhere)
+            return next((i for i, klass in enumerate(mro) if name in vars(klass)), len(mro))
+
+        for capability, methods in cls.capability_methods.items():
+            declared = nearest(capability)
+            if declared == 0 or not getattr(cls, capability, False):
+                continue  # declared (or denied) by this very class, or not claimed at all
+            if any(nearest(method) < declared for method in methods):  # a method defined below the declaration
+                setattr(cls, capability, False)
+
     def __init__(
         self,
         *,
@@ -98,6 +141,7 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         )
         self._full_done_spec = self.default_done_spec(shape, self.device)
         self._keys_cache: dict[str, Any] = {}  # key lists and lookups derived from the specs
+        self._direct_output: TensorDictBase | None = None  # the derived _step's last output
         #: Draws the random actions of ``rand_action``/``rollout``; seeded by ``set_seed``.
         self.generator: torch.Generator | None = None
 
@@ -106,7 +150,72 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         raise NotImplementedError(f"{type(self).__name__} must implement _reset")
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        raise NotImplementedError(f"{type(self).__name__} must implement _step")
+        """The TensorDict step: a subclass implements it, or declares a direct step
+        (:data:`direct_step`, :meth:`_step_into_fn`) from which this one is derived.
+
+        The derived step binds the direct step once to staging tensors (one per output key,
+        on the CPU, of the specs' shapes and dtypes), and at each step hands it the actions,
+        runs it and returns a TensorDict of copies of the staging tensors (fresh memory
+        every step: returned TensorDicts may be kept and stacked), on the env's device.
+        """
+        staging = self._keys_cache.get("_direct_staging")  # (dropped when a spec changes)
+        if staging is None:
+            staging = self._bind_staging()
+        step, inputs, action_keys, plan, nested = staging
+        for key in action_keys:
+            inputs[key] = tensordict.get(key, None)
+        step()
+        source: dict[str, Any] = {}
+        for parents, name, tensor in plan:
+            node = source
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[name] = tensor.clone()
+        if self.device.type != "cpu":
+            return TensorDict(source, batch_size=self.batch_size, device=self.device)
+        out = td_compat.new_unsafe(source, batch_size=self.batch_size, device=self.device, nested=nested)
+        self._direct_output = out  # complete by construction: step() skips _complete for it
+        return out
+
+    def _step_into_fn(
+        self, inputs: MutableMapping[NestedKey, Any], outputs: Mapping[NestedKey, torch.Tensor]
+    ) -> Callable[[], None] | None:
+        """The direct step of a class that declares one (:data:`direct_step`); ``None`` here.
+
+        ``inputs`` maps each action key to the action tensor (read at each call: the caller
+        puts the next action there between calls); ``outputs`` maps every key of a step's
+        output (the observation, reward and done keys of the specs) to a preallocated tensor
+        of its spec's shape and dtype. The returned function of no argument steps once,
+        writing the whole outcome into ``outputs`` without building a TensorDict, or raises
+        as ``_step`` would (an :class:`~rlkernel.errors.ActionError` for a missing action).
+        It may return ``None`` when it cannot write into these outputs (e.g. tensors it
+        cannot write in place from its backend); the caller then uses ``_step``. It does not
+        check actions: the caller does (:meth:`check_step_input`).
+        """
+        return None
+
+    def step_output_specs(self) -> list[tuple[NestedKey, TensorSpec]]:
+        """``(key, leaf spec)`` for every key of a step's output: the observation, reward and
+        done keys of the specs (what ``_step`` returns and a direct step writes)."""
+        out = []
+        for composite in (self._full_observation_spec, self._full_reward_spec, self._full_done_spec):
+            out += [(key, composite[key]) for key in composite.keys(include_nested=True, leaves_only=True)]
+        return out
+
+    def _bind_staging(self) -> tuple[Callable[[], None], dict[NestedKey, Any], list[NestedKey], list, bool]:
+        """Bind the direct step to staging tensors for the derived :meth:`_step` (once)."""
+        outputs = {key: torch.zeros(spec.shape, dtype=spec.dtype) for key, spec in self.step_output_specs()}
+        inputs: dict[NestedKey, Any] = {key: None for key in self.action_keys}
+        step = self._step_into_fn(inputs, outputs)
+        if step is None:
+            raise EnvError(
+                f"{type(self).__name__} implements neither _step nor a direct step for its outputs "
+                f"({sorted(map(str, outputs))}): _step_into_fn returned None"
+            )
+        plan = [(_prefix(key), _leaf(key), value) for key, value in outputs.items()]
+        staging = (step, inputs, list(self.action_keys), plan, any(parents for parents, _, _ in plan))
+        self._keys_cache["_direct_staging"] = staging
+        return staging
 
     def _set_seed(self, seed: int | None) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _set_seed")
@@ -155,7 +264,12 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         if self.is_closed:
             self._assert_open()
         self.check_step_input(tensordict)
-        tensordict.set(NEXT, self._complete(self._step(tensordict), "_step"))
+        out = self._step(tensordict)
+        if self.direct_step and out is self._direct_output:  # the derived _step's: complete
+            self._direct_output = None
+        else:
+            out = self._complete(out, "_step")
+        tensordict.set(NEXT, out)
         return tensordict
 
     def step_and_maybe_reset(

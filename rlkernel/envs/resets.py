@@ -85,7 +85,7 @@ class PartialResets:
         given entries elsewhere. Entries no spec declares (a policy's recurrent state) are
         kept.
         """
-        if not self.batch_size and type(self)._any_done is PartialResets._any_done:  # one env: no mask to build
+        if not self.batch_size and self.standard_done_check:  # one env: no mask to build
             entries = td_compat.entries(tensordict) if type(tensordict) is TensorDict else {}  # its plain dict
             for key in self._done_flag_keys():
                 value = entries.get(key) if type(key) is str else None

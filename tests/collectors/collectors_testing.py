@@ -67,25 +67,33 @@ def cartpole(num_envs: int | None = None):
 
 
 class CrashingCartPole:
-    """A factory of CartPole envs whose ``_step`` raises after ``after`` steps (in one worker)."""
+    """A factory of CartPole envs whose ``_step`` raises after ``after`` steps (in one worker).
+
+    The crashing env is a subclass with its own ``_step``: a class that defines ``_step``
+    is stepped through it everywhere (a method patched on an instance is not: the direct
+    step is declared by the class).
+    """
 
     def __init__(self, after: int, crash: bool = True, num_envs: int | None = None) -> None:
         self.after, self.crash, self.num_envs = after, crash, num_envs
 
     def __call__(self):
-        env = cartpole(self.num_envs)
         if not self.crash:
-            return env
-        original, count = env._step, [0]
+            return cartpole(self.num_envs)
+        from rlkernel_gym import GymEnv
 
-        def step(td):
-            count[0] += 1
-            if count[0] > self.after:
-                raise ValueError(f"boom after {self.after} steps")
-            return original(td)
+        after = self.after
 
-        env._step = step
-        return env
+        class Crashing(GymEnv):
+            count = 0
+
+            def _step(self, td):
+                self.count += 1
+                if self.count > after:
+                    raise ValueError(f"boom after {after} steps")
+                return super()._step(td)
+
+        return Crashing("CartPole-v1", num_envs=self.num_envs)
 
 
 def failing_factory():

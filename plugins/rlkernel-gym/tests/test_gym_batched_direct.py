@@ -18,10 +18,23 @@ from rlkernel_gym import GymEnv, GymWrapper
 
 
 class NoDirectGymEnv(GymEnv):
-    """GymEnv without the direct step: the workers call ``_step``."""
+    """GymEnv with a ``_step`` of its own (the derived one): it no longer claims the direct
+    step, so the workers and the collectors call ``_step``."""
 
-    def _step_into_fn(self, inputs, outputs):
-        return None
+    def _step(self, tensordict):
+        return super()._step(tensordict)
+
+
+def test_a_subclass_defining_step_no_longer_claims_the_direct_step_unless_it_declares_it():
+    class Declares(NoDirectGymEnv):
+        direct_step = True
+
+    class Inherits(Declares):
+        pass
+
+    assert GymEnv.direct_step and GymWrapper.direct_step
+    assert not NoDirectGymEnv.direct_step and not DoubledRewardEnv.direct_step
+    assert Declares.direct_step and Inherits.direct_step
 
 
 class DoubledRewardEnv(GymEnv):

@@ -7,11 +7,12 @@ cached spec signature and write it into the slice. The input TensorDict (views o
 slice) is built once and reused; if an environment sets or adds entries in it, a clean
 one is built for the next step.
 
-An environment may offer a faster step: a method ``_step_into_fn(inputs, outputs)``
-that receives the slice's input views and its step-output views (dicts keyed like
-``_step``'s input and output) and returns a function of no argument that steps once,
-reading the former and writing exactly what ``_step`` would return into the latter --
-or ``None`` when it cannot (then ``_step`` is used). ``rlkernel_gym.GymWrapper`` has one.
+An environment class that declares a direct step (``EnvBase.direct_step``, e.g.
+``rlkernel_gym.GymWrapper``) is stepped through it: ``env._step_into_fn(inputs, outputs)``
+receives the slice's input views and its step-output views (dicts keyed like ``_step``'s
+input and output) and returns a function of no argument that steps once, reading the
+former and writing the step's outcome into the latter -- or ``None`` when it cannot (then
+``_step`` is used).
 """
 
 from __future__ import annotations
@@ -67,10 +68,8 @@ class SubEnvRunner:
             TensorDict({reset[0][0]: reset[0][1]}, batch_size=self._batch_size) if reset else None
         )
         self._direct = None
-        make_direct = getattr(env, "_step_into_fn", None)
-        optional = layout.slot("next_state")
-        if callable(make_direct) and not optional:
-            self._direct = make_direct(dict(inputs), dict(layout.worker_views(flat, index, "next")))
+        if type(env).direct_step and not layout.slot("next_state"):
+            self._direct = env._step_into_fn(dict(inputs), dict(layout.worker_views(flat, index, "next")))
         # numpy views of the step's done flags: the cheapest way to read a few bools
         self._done_flags = [view.numpy() for key, view in layout.worker_views(flat, index, "next") if _is_done(key)]
 

@@ -25,12 +25,13 @@ use the ``NEXT_STEP`` or ``DISABLED`` autoreset mode (both work with masked rese
 ``env.reset(seed=seed)`` (sub-env ``i`` of a vector env gets ``seed + i``, as in gymnasium);
 later resets continue each env's random stream, so equally seeded envs replay identically.
 
-**Per-step cost.** ``step``/``reset`` (the path of ``ParallelEnv`` workers and collectors) do
-little besides gymnasium's own call: each output tensor is made once from gymnasium's arrays
-(fresh memory every step: returned TensorDicts may be kept and stacked), the TensorDict is
-built without the constructor's per-entry checks (shapes are known by construction) and
-the outputs already hold every done flag (``_complete`` has nothing to do); actions are
-checked by the core's ``EnvBase.check_action`` (whose spec tests are fast on the CPU).
+**One step.** The gymnasium step is written once, as a direct step
+(``FastPaths._step_into_fn``) that writes gymnasium's outputs into preallocated tensors:
+``ParallelEnv``/``SerialEnv`` workers and the collectors bind it to their own buffers, and
+``step`` goes through the TensorDict ``_step`` that ``EnvBase`` derives from it (fresh
+tensors every step: returned TensorDicts may be kept and stacked; the TensorDict is built
+without the constructor's per-entry checks and holds every done flag). Actions are checked
+by the core's ``EnvBase.check_action`` (whose spec tests are fast on the CPU).
 ``benchmarks/bench_gym_step.py`` measures it against plain gymnasium.
 """
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -49,7 +50,7 @@ from tensordict import TensorDict, TensorDictBase
 from rlkernel._compat import tensordict as td_compat
 from rlkernel.envs import EnvBase
 from rlkernel.envs.common import Policy
-from rlkernel.envs.step import DONE, RESET, REWARD, TERMINATED, TRUNCATED
+from rlkernel.envs.step import DONE, RESET, TERMINATED, TRUNCATED
 from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import TensorSpec
 from rlkernel_gym.fast_paths import FastPaths
@@ -58,12 +59,18 @@ from rlkernel_gym.pixels import PixelObservation
 from rlkernel_gym.spaces import Layout
 
 VECTORIZATION_MODES = ("sync", "async")
-_TRUE, _FALSE = np.ones(1, dtype=bool), np.zeros(1, dtype=bool)  # copied, never handed out
 InfoKeys = Mapping[str, TensorSpec] | Iterable[str] | None
 
 
 class GymWrapper(FastPaths, EnvBase):
     """An rlkernel environment around a gymnasium ``Env`` or ``VectorEnv``.
+
+    Its step is a direct step (``direct_step``): ``_step_into_fn`` (in
+    :mod:`rlkernel_gym.fast_paths`) writes gymnasium's outputs into preallocated tensors and
+    the TensorDict ``_step`` is derived from it by ``EnvBase``. A subclass that defines its
+    own ``_step`` is stepped through that ``_step`` everywhere; one that defines ``reset``,
+    ``_reset``, ``maybe_reset`` or ``_merge_partial_reset`` loses the one-pass vector
+    ``maybe_reset`` (``one_pass_reset``).
 
     Args:
         env: a gymnasium ``Env`` (batch size ``()``) or ``VectorEnv`` (batch size
@@ -82,6 +89,14 @@ class GymWrapper(FastPaths, EnvBase):
     >>> env.rollout(3)["next", "observation"].shape
     torch.Size([3, 3])
     """
+
+    direct_step = True
+    #: ``maybe_reset`` of a plain vector env in one pass (see ``FastPaths.maybe_reset``)
+    one_pass_reset: ClassVar[bool] = True
+    capability_methods: ClassVar[dict[str, tuple[str, ...]]] = {
+        **EnvBase.capability_methods,
+        "one_pass_reset": ("reset", "_reset", "maybe_reset", "_merge_partial_reset", "_any_done"),
+    }
 
     def __init__(
         self,
@@ -121,7 +136,7 @@ class GymWrapper(FastPaths, EnvBase):
             obs_space, act_space = env.single_observation_space, env.single_action_space
         else:
             obs_space, act_space = env.observation_space, env.action_space
-        self._obs_layout = Layout(obs_space, None, batch, self.device)
+        self._obs_layout = Layout(obs_space, None, batch, self.device)  # (CPU tensors: see _step_into_fn)
         self._action_layout = Layout(act_space, "action", batch, self.device)
         self._info = InfoReader(self._info_specs(info_keys), batch, self.device)
         obs_spec = self._obs_layout.spec.clone()
@@ -134,25 +149,16 @@ class GymWrapper(FastPaths, EnvBase):
         self._next_seed: int | None = None
         # Sub-envs whose episode ended (or that never started): they must be reset before a step.
         self._needs_reset = np.ones(batch or (1,), dtype=bool)
-        # Per-step shortcuts (see _as_tensordict, _complete and check_action).
+        # Per-step shortcuts (see _as_tensordict and the step, in fast_paths).
         self._trusted_outputs = self.device.type == "cpu"
         self._flat_outputs = all(len(key) == 1 for key in self._obs_layout.keys)  # no nested entries
         self._has_info = bool(self._info)
         self._flags_shape = (*batch, 1)
-        # The TensorDict _step/_reset built last (unless a subclass changes them, it holds
-        # every done flag: _complete, called right after, has nothing to check or fill).
-        self._complete_output: TensorDictBase | None = None
-        cls = type(self)
-        self._own_outputs = (
-            cls._step is GymWrapper._step and cls._reset is GymWrapper._reset
-            and cls._step_vector is GymWrapper._step_vector
-        )
         # maybe_reset in one pass (see there): a vector env whose outputs are the observation
-        # and the three flags, none nested, with this class's _reset and _step and EnvBase's
-        # reset (a subclass's reset must be called)
+        # and the three flags, none nested, of a class that keeps the resets of this one
         self._plain_vector_reset = (
-            is_vector and self._own_outputs and self._trusted_outputs and self._flat_outputs and not self._has_info
-            and cls.reset is EnvBase.reset and cls._merge_partial_reset is EnvBase._merge_partial_reset
+            is_vector and type(self).one_pass_reset and self._trusted_outputs and self._flat_outputs
+            and not self._has_info
         )
 
     # ------------------------------------------------------------------ construction helpers
@@ -207,45 +213,6 @@ class GymWrapper(FastPaths, EnvBase):
         source[DONE] = torch.from_numpy(np.zeros(shape, dtype=bool))
         return self._as_tensordict(source)
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if self.is_vector:
-            return self._step_vector(tensordict)
-        if self._needs_reset[0]:
-            raise self._not_reset_error()
-        obs, reward, terminated, truncated, info = self.gym_env.step(self._action_layout.to_gym(tensordict))
-        source = self._obs_layout.source(obs, {})
-        if self._has_info:
-            self._add_info(source, info, "step")
-        term, trunc = bool(terminated), bool(truncated)
-        done = term or trunc
-        self._needs_reset[0] = done
-        # numpy builds these small tensors several times faster than torch.tensor([...]);
-        # copying a ready-made flag array is faster still than np.array([flag])
-        source[REWARD] = torch.from_numpy(np.array([reward], dtype=np.float32))
-        source[TERMINATED] = torch.from_numpy((_TRUE if term else _FALSE).copy())
-        source[TRUNCATED] = torch.from_numpy((_TRUE if trunc else _FALSE).copy())
-        source[DONE] = torch.from_numpy((_TRUE if done else _FALSE).copy())
-        return self._as_tensordict(source)
-
-    def _step_vector(self, tensordict: TensorDictBase) -> TensorDictBase:
-        needs_reset = self._needs_reset
-        if needs_reset.any():
-            raise self._not_reset_error()
-        obs, reward, terminated, truncated, info = self.gym_env.step(self._action_layout.to_gym(tensordict))
-        source = self._obs_layout.source(obs, {})
-        if self._has_info:
-            self._add_info(source, info, "step")
-        shape = self._flags_shape  # (reshaping to it checks gymnasium's sizes)
-        term = np.asarray(terminated, dtype=bool).reshape(shape)
-        trunc = np.asarray(truncated, dtype=bool).reshape(shape)
-        done = term | trunc
-        needs_reset[:] = done[:, 0]
-        source[REWARD] = torch.from_numpy(np.asarray(reward, dtype=np.float32).reshape(shape))
-        source[TERMINATED] = torch.from_numpy(term.copy())
-        source[TRUNCATED] = torch.from_numpy(trunc.copy())
-        source[DONE] = torch.from_numpy(done)
-        return self._as_tensordict(source)
-
     def _not_reset_error(self) -> EnvError:
         if not self.is_vector:
             return EnvError(
@@ -276,16 +243,7 @@ class GymWrapper(FastPaths, EnvBase):
             )
         else:
             out = TensorDict(source, batch_size=self.batch_size, device=self.device)
-        self._complete_output = out
         return out
-
-    def _complete(self, out: TensorDictBase, where: str) -> TensorDictBase:
-        """:meth:`EnvBase._complete`, skipped for the TensorDict ``_step``/``_reset`` just built
-        (it has the env's batch size and every done flag) unless a subclass overrides them."""
-        if out is self._complete_output and self._own_outputs:
-            self._complete_output = None
-            return out
-        return super()._complete(out, where)
 
     # ------------------------------------------------------------------ fast rollout
     def rollout(

@@ -2,9 +2,10 @@
 
 The generic :meth:`EnvBase.rollout` builds, validates and stacks a few TensorDicts per step,
 which costs far more than a gymnasium step. Here every entry of the rollout is a numpy
-buffer of shape ``(*batch_size, T, *event_shape)`` allocated once; each step writes the
-gymnasium outputs into row ``t`` and one TensorDict is built at the end, sharing the
-buffers' memory. Without a policy the actions for all steps are drawn from the action spec
+buffer of shape ``(*batch_size, T, *event_shape)`` allocated once; each step runs the
+env's one gymnasium step (its direct step, ``GymWrapper._step_into_fn``, bound once to
+staging tensors), copies the staging tensors into row ``t`` and one TensorDict is built at
+the end, sharing the buffers' memory. Without a policy the actions for all steps are drawn from the action spec
 in one call. With a policy, one TensorDict is handed to it per step (carrying over the
 policy's own entries, as ``step_mdp`` does) and its entries are copied into buffers.
 
@@ -52,6 +53,17 @@ class _Recorder:
         self.reward = np.empty((*lead, 1), np.float32)
         self.terminated = np.empty((*lead, 1), bool)
         self.truncated = np.empty((*lead, 1), bool)
+        # the env's direct step, bound to staging tensors (numpy views kept for the copies)
+        staging = {key: torch.zeros(spec.shape, dtype=spec.dtype) for key, spec in env.step_output_specs()}
+        self.inputs: dict[Any, Any] = {key: None for key in env.action_keys}
+        self.step = env._step_into_fn(self.inputs, staging)
+        if self.step is None:
+            raise EnvError(f"{type(env).__name__}: the direct step declined the rollout's staging tensors")
+        views = {(key,) if isinstance(key, str) else tuple(key): value.numpy() for key, value in staging.items()}
+        self.obs_now = [views[leaf.key] for leaf in self.layout.leaves]
+        self.info_now = [views[(name,)] for name in self.info.names]
+        self.reward_now, self.term_now, self.trunc_now = views[(REWARD,)], views[(TERMINATED,)], views[(TRUNCATED,)]
+        self.done_now = views[(DONE,)]
         # (t + 1, reset rows or None, reset observation arrays, reset info arrays) per reset.
         self.resets: list[tuple[int, Any, list[np.ndarray], list[np.ndarray]]] = []
         self.obs: Any = None
@@ -62,37 +74,29 @@ class _Recorder:
     def at(self, t: int) -> Any:
         return (slice(None), t) if self.vector else t
 
-    def advance(self, t: int, action: Any) -> bool:
-        """Take step ``t``; reset what ended. Returns True when the rollout must stop."""
-        obs, reward, terminated, truncated, info = self.env.gym_env.step(action)
+    def advance(self, t: int, actions: dict[Any, torch.Tensor]) -> bool:
+        """Take step ``t`` with ``actions`` (``{action key: tensor}``); reset what ended.
+        Returns True when the rollout must stop."""
+        self.inputs.update(actions)
+        self.step()
         i = self.at(t)
-        if self.layout.single:
-            buf = self.next_obs[0]
-            buf[i] = obs
-            offset = self.layout.leaves[0].offset
-            if offset is not None:
-                buf[i] -= offset
-        else:
-            self.layout.write(obs, self.next_obs, i)
-        if self.info:
-            self.info.write(info, self.next_info, i)
+        for buf, now in zip(self.next_obs, self.obs_now):
+            buf[i] = now
+        for buf, now in zip(self.next_info, self.info_now):
+            buf[i] = now
+        self.reward[i] = self.reward_now
+        self.terminated[i] = self.term_now
+        self.truncated[i] = self.trunc_now
+        self.obs, self.just_reset = None, False
         if self.vector:
-            self.reward[:, t, 0] = reward
-            self.terminated[:, t, 0] = terminated
-            self.truncated[:, t, 0] = truncated
-            done = np.logical_or(terminated, truncated)
+            done = self.done_now[:, 0].copy()
             ended = bool(done.any())
         else:
-            self.reward[t, 0] = reward
-            self.terminated[t, 0] = terminated
-            self.truncated[t, 0] = truncated
             done = None
-            ended = bool(terminated or truncated)
-        self.obs, self.last_info, self.just_reset = obs, info, False
+            ended = bool(self.done_now[0])
         if not ended:
             return False
         if self.break_when_done:
-            self.env._needs_reset[:] = done if self.vector else True
             return True
         obs, info = self.env._gym_reset(done)
         self.obs, self.last_info, self.done, self.just_reset = obs, info, done, True
@@ -104,7 +108,10 @@ class _Recorder:
     # ------------------------------------------------------------------ roots
     def root_now(self, t: int) -> dict[Key, torch.Tensor]:
         """The observation entries of the next root (after step ``t``), as fresh tensors."""
-        flat = self.layout.tensors(self.obs)
+        if self.obs is None:  # no reset after the step: the step's observations
+            flat = {leaf.key: torch.from_numpy(now.copy()) for leaf, now in zip(self.layout.leaves, self.obs_now)}
+        else:
+            flat = self.layout.tensors(self.obs)
         if self.info:
             values = [np.array(buf[self.at(t)]) for buf in self.next_info]
             if self.just_reset:
@@ -190,24 +197,14 @@ def _random_actions(env: GymWrapper, rec: _Recorder, first: TensorDictBase) -> t
     steps, nb = rec.steps, len(env.batch_size)
     layout = env._action_layout
     drawn = [leaf.spec.rand((steps,), generator=env.generator) for leaf in layout.leaves]  # (T, *batch, *event) each
-    gym_actions = []
-    for leaf, value in zip(layout.leaves, drawn):
-        arr = value.cpu().numpy()
-        gym_actions.append(arr + leaf.offset if leaf.offset is not None else arr)
+    on_cpu = [value.cpu() for value in drawn]
+    keys = [leaf.key[0] if len(leaf.key) == 1 else leaf.key for leaf in layout.leaves]
     length = steps
     advance = rec.advance
-    if layout.single:
-        actions = gym_actions[0]
-        for t in range(steps):
-            if advance(t, actions[t]):
-                length = t + 1
-                break
-    else:
-        paths = [leaf.path for leaf in layout.leaves]
-        for t in range(steps):
-            if advance(t, layout.from_arrays({p: a[t] for p, a in zip(paths, gym_actions)})):
-                length = t + 1
-                break
+    for t in range(steps):
+        if advance(t, {key: value[t] for key, value in zip(keys, on_cpu)}):
+            length = t + 1
+            break
     root_flat: dict[Key, Any] = {}
     keys = [leaf.key for leaf in rec.layout.leaves] + [(name,) for name in rec.info.names]
     for key, buf in zip(keys, rec.root_buffers(first, length)):
@@ -247,7 +244,7 @@ def _with_policy(
                 records.append((key, buf))
         for key, buf in records:
             buf.select(nb, t).copy_(td.get(key))
-        if rec.advance(t, env._action_layout.to_gym(td)):
+        if rec.advance(t, {key: td.get(key) for key in action_keys}):
             length = t + 1
             break
         for key in action_keys:
