@@ -38,6 +38,13 @@ class PartialResets:
     def _merge_partial_reset(
         self, before: TensorDictBase, after: TensorDictBase, mask: torch.Tensor
     ) -> TensorDictBase:
+        """The one partial-reset merge: ``after``'s entries where ``mask`` (a bool tensor of
+        shape ``batch_size``, or with trailing dims) is set, ``before``'s elsewhere; entries of
+        ``before`` that ``after`` lacks are kept (a policy's recurrent state), entries that
+        only ``after`` has are copied. ``reset`` with a ``"_reset"`` mask and the batched envs'
+        ``step_and_maybe_reset`` both use it. Returns a new TensorDict without ``"next"`` and
+        ``"_reset"``; it shares no memory with ``after``.
+        """
         mask = mask.reshape(*self.batch_size, -1).any(-1) if mask.ndim > len(self.batch_size) else mask
         if type(before) is TensorDict and type(after) is TensorDict:
             merged_flat = self._merge_flat(before, after, mask)
@@ -48,7 +55,7 @@ class PartialResets:
             new = after.get(key)
             old = before.get(key, None)
             if old is None:
-                merged.set(key, new)
+                merged.set(key, new.clone())  # never shares memory with ``after``
                 continue
             m = mask.reshape(*mask.shape, *([1] * (new.ndim - mask.ndim)))
             merged.set(key, torch.where(m, new, old))
@@ -71,7 +78,7 @@ class PartialResets:
         for key, new in new_entries.items():
             old = entries.get(key)
             if not isinstance(old, torch.Tensor):
-                entries[key] = new
+                entries[key] = new.clone()  # never shares memory with ``after``
                 continue
             extra = new.ndim - ndim
             entries[key] = torch.where(mask.view(*mask.shape, *((1,) * extra)) if extra else mask, new, old)

@@ -113,6 +113,8 @@ class BatchedEnvBase(EnvBase):
         reset = layout.batched_views(flat, "reset")
         self._reset_view = reset[0][1] if reset else None
         self._root_views = layout.batched_views(flat, "root")
+        # the reset outputs as one TensorDict of views, for the partial-reset merge
+        self._root_td = layout.batched_tensordict(flat, "root")
         self._next_views = layout.batched_views(flat, "next")
         self._buffer_device = flat.device
         self._done_views = [
@@ -202,8 +204,9 @@ class BatchedEnvBase(EnvBase):
         tensordict.set(NEXT, out)
         root = self._next_root(tensordict, out)
         done = self._any_done(root)
-        if bool(done.any()):
-            self._merge_reset_outputs(root, done)
+        if bool(done.any()):  # EnvBase's partial-reset merge, with the reset outputs in the buffer
+            fresh = self._root_td.to(self.device) if self._to_device else self._root_td
+            root = self._merge_partial_reset(root, fresh, done.to(self.device))
         return tensordict, root
 
     def _next_root(self, tensordict: TensorDictBase, out: TensorDictBase) -> TensorDictBase:
@@ -235,18 +238,6 @@ class BatchedEnvBase(EnvBase):
             value = td.get(key).reshape(*lead, -1).any(-1)
             done = value if done is None else done | value
         return done if done is not None else torch.zeros(lead, dtype=torch.bool, device=self.device)
-
-    def _merge_reset_outputs(self, root: TensorDictBase, done: torch.Tensor) -> None:
-        """Where ``done``, replace ``root``'s entries by the sub-environments' reset outputs."""
-        done = done.to(self.device)
-        for key, view in self._root_views:
-            new = view.to(self.device) if self._to_device else view
-            old = root.get(key, None)
-            if old is None:
-                root.set(key, new.clone())
-                continue
-            mask = done.reshape(*done.shape, *([1] * (new.ndim - done.ndim)))
-            root.set(key, torch.where(mask, new, old))
 
     def _reset(self, tensordict: TensorDictBase | None) -> TensorDictBase:
         mask = tensordict.get(RESET, None) if tensordict is not None else None
@@ -315,6 +306,7 @@ class BatchedEnvBase(EnvBase):
             self._buffer = None
             self._inputs, self._root_views, self._next_views, self._next_states = [], [], [], []
             self._done_views, self._reset_view, self._state_flags = [], None, None
+            self._root_td = None
 
     def __enter__(self) -> BatchedEnvBase:
         return self
