@@ -15,8 +15,9 @@ context, :func:`exploration_type` returns :data:`DEFAULT_EXPLORATION_TYPE` (``RA
 from __future__ import annotations
 
 from tensordict.nn import InteractionType as ExplorationType
-from tensordict.nn import interaction_type as _interaction_type
 from tensordict.nn import set_interaction_type as set_exploration_type
+
+from rlkernel._compat.tensordict import interaction_type as _interaction_type
 
 DEFAULT_EXPLORATION_TYPE = ExplorationType.RANDOM
 

@@ -54,7 +54,6 @@ from tensordict.nn import (
     TensorDictModule,
     TensorDictModuleBase,
     TensorDictSequential,
-    interaction_type,
 )
 from tensordict.utils import NestedKey, unravel_key
 from torch import distributions as D
@@ -179,7 +178,7 @@ class DistStep(Step):
     def run(self, inputs: Sequence[Any], batch_size: torch.Size = NO_BATCH) -> tuple[Any, ...]:
         """The sampled value (and its log-probability), as the module's forward writes them."""
         dist = self.dist(inputs)
-        kind = interaction_type()
+        kind = td_compat.interaction_type()
         module = self.module
         if self.with_log_prob:
             joint = None

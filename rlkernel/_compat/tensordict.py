@@ -26,6 +26,11 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import InteractionType, ProbabilisticTensorDictModule, TensorDictModule
 from tensordict.nn import probabilistic as _probabilistic
+
+try:
+    from tensordict.nn import interaction_type
+except ImportError:  # tensordict 0.15.0 has it in tensordict.nn.probabilistic only
+    from tensordict.nn.probabilistic import interaction_type
 from torch import distributions as D
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "get_paths",
     "has_generator",
     "has_names",
+    "interaction_type",
     "joint_sample_and_log_prob",
     "new_unsafe",
     "requires_sample",
@@ -48,8 +54,10 @@ __all__ = [
     "set_validated",
 ]
 
-#: The tensordict versions every function of this module was checked against.
-KNOWN_VERSIONS: tuple[str, ...] = ("0.15.3",)
+#: The tensordict versions every function of this module was checked against (the pinned
+#: 0.15.3 with the whole suite; 0.15.0 to 0.15.2 with the compatibility and tensor-call tests
+#: and the core's env, storage and spec tests).
+KNOWN_VERSIONS: tuple[str, ...] = ("0.15.0", "0.15.1", "0.15.2", "0.15.3")
 #: The declared range, ``(lowest, first excluded)`` as ``(major, minor)`` pairs: ``>=0.15,<0.16``.
 SUPPORTED: tuple[tuple[int, int], tuple[int, int]] = ((0, 15), (0, 16))
 
