@@ -25,6 +25,11 @@ def rlkernel_register(registry: Registry) -> None:
         "rlkernel.testing:CountingEnv",
         doc="A tiny deterministic environment for tests and plugin authors.",
     )
+    registry.envs.register(
+        "testing:cartpole",
+        "rlkernel.testing:CartPoleEnv",
+        doc="Cart-pole balancing in pure torch (discrete or continuous actions, optional pixels), for tests.",
+    )
     registry.kernels.register("sum_tree:torch", "rlkernel.data.kernels.torch_trees:SumTree")
     registry.kernels.register("min_tree:torch", "rlkernel.data.kernels.torch_trees:MinTree")
     from rlkernel.transforms import TRANSFORM_NAMES  # a tuple of names: imports no torch

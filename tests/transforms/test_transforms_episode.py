@@ -1,16 +1,15 @@
 """StepCounter, RewardSum and InitTracker: exact values across resets, batched partial
-resets, truncation, trajectories outside an env and real gymnasium environments."""
+resets, truncation, trajectories outside an env and the core's cart-pole (``rlkernel.testing``)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from tensordict import TensorDict
-from transforms_gym_adaptor import GymAdaptor
 
 from rlkernel.envs import check_env_specs
 from rlkernel.specs import Bounded, Categorical, Unbounded
-from rlkernel.testing import CountingEnv
+from rlkernel.testing import CartPoleEnv, CountingEnv
 from rlkernel.transforms import (
     Compose,
     InitTracker,
@@ -96,7 +95,7 @@ class TestStepCounter:
             env.step(TensorDict({"action": torch.ones(1)}, []))
 
     def test_cartpole_episode_counts_and_truncation(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), StepCounter(max_steps=10))
+        env = TransformedEnv(CartPoleEnv(), StepCounter(max_steps=10))
         env.set_seed(0)
         roll = env.rollout(40, break_when_any_done=False)
         counts = roll["next", "step_count"].flatten()
@@ -143,7 +142,7 @@ class TestRewardSum:
             TransformedEnv(CountingEnv(), RewardSum(in_keys=["r"]))
 
     def test_cartpole_return_equals_episode_length(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1", num_envs=2), Compose(StepCounter(), RewardSum()))
+        env = TransformedEnv(CartPoleEnv(num_envs=2), Compose(StepCounter(), RewardSum()))
         env.set_seed(1)
         roll = env.rollout(60, break_when_any_done=False)
         assert torch.equal(roll["next", "episode_reward"], roll["next", "step_count"].float())

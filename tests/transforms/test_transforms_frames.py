@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 from tensordict import TensorDict
-from transforms_gym_adaptor import GymAdaptor
 
 from rlkernel.envs import check_env_specs
 from rlkernel.specs import Bounded, Unbounded
-from rlkernel.testing import CountingEnv
+from rlkernel.testing import CartPoleEnv, CountingEnv
 from rlkernel.transforms import (
     CatFrames,
     Compose,
@@ -96,7 +95,7 @@ class TestCatFrames:
 
     def test_cartpole_pixels_stack_channels(self) -> None:
         chain = Compose(ToTensorImage(), GrayScale(), Resize(32, 32), CatFrames(4, -3))
-        env = TransformedEnv(GymAdaptor("CartPole-v1", from_pixels=True, pixels_only=True), chain)
+        env = TransformedEnv(CartPoleEnv(from_pixels=True, pixels_only=True), chain)
         assert env.observation_spec["pixels"] == Bounded(0.0, 1.0, shape=(4, 32, 32))
         env.set_seed(0)
         roll = env.rollout(6)
@@ -110,7 +109,7 @@ class TestCatFrames:
         check_env_specs(env)
 
     def test_cartpole_batched_vectors(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1", num_envs=3), CatFrames(2, -1, in_keys=["observation"]))
+        env = TransformedEnv(CartPoleEnv(num_envs=3), CatFrames(2, -1, in_keys=["observation"]))
         env.set_seed(0)
         roll = env.rollout(40, break_when_any_done=False)
         nxt, root = roll["next", "observation"], roll["observation"]
@@ -125,7 +124,7 @@ class TestCatFrames:
 class TestTimeMaxPool:
     def test_max_over_window_on_cartpole(self) -> None:
         pool = TimeMaxPool(in_keys=["observation"], out_keys=["pooled"], T=3)
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), pool)
+        env = TransformedEnv(CartPoleEnv(), pool)
         env.set_seed(3)
         roll = env.rollout(8)
         raw = torch.cat([roll["observation"][:1], roll["next", "observation"]])  # reset frame, then steps

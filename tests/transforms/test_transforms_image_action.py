@@ -1,17 +1,17 @@
-"""Image transforms on CartPole pixels, ActionDiscretizer on Pendulum/HalfCheetah, and the
-transforms that step the env themselves (NoopResetEnv, FrameSkipTransform)."""
+"""Image transforms on the core cart-pole's pixels, ActionDiscretizer on its continuous actions
+and on a multi-dim action, and the transforms that step the env themselves (NoopResetEnv,
+FrameSkipTransform)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from tensordict import TensorDict
-from transforms_gym_adaptor import GymAdaptor
 
-from rlkernel.envs import check_env_specs
+from rlkernel.envs import EnvBase, check_env_specs
 from rlkernel.errors import EnvError
-from rlkernel.specs import Bounded, Categorical, MultiCategorical, MultiOneHot, OneHot
-from rlkernel.testing import CountingEnv
+from rlkernel.specs import Bounded, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot, Unbounded
+from rlkernel.testing import CartPoleEnv, CountingEnv
 from rlkernel.transforms import (
     ActionDiscretizer,
     CenterCrop,
@@ -28,21 +28,53 @@ from rlkernel.transforms import (
 
 
 @pytest.fixture(scope="module")
-def pixels_env() -> GymAdaptor:
-    return GymAdaptor("CartPole-v1", from_pixels=True, pixels_only=True)
+def pixels_env() -> CartPoleEnv:
+    return CartPoleEnv(from_pixels=True, pixels_only=True)
+
+
+class RecordingCartPole(CartPoleEnv):
+    """The continuous cart-pole, recording every action its ``_step`` receives."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(continuous=True, **kwargs)
+        self.received: list[torch.Tensor] = []
+
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        self.received.append(tensordict["action"].clone())
+        return super()._step(tensordict)
+
+
+class Thrusters(EnvBase):
+    """Six thrusters, each taking a force in ``[-1, 1]``; the observation is the last forces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_spec = Composite(observation=Unbounded(shape=(6,)))
+        self.action_spec = Bounded(-1.0, 1.0, shape=(6,))
+
+    def _reset(self, tensordict):
+        return TensorDict({"observation": torch.zeros(6)}, [])
+
+    def _step(self, tensordict):
+        done = torch.zeros(1, dtype=torch.bool)
+        return TensorDict({"observation": tensordict["action"].clone(), "reward": torch.zeros(1), "done": done}, [])
+
+    def _set_seed(self, seed):
+        pass
 
 
 class TestImages:
-    def test_to_tensor_image_values(self, pixels_env: GymAdaptor) -> None:
+    def test_to_tensor_image_values(self, pixels_env: CartPoleEnv) -> None:
         env = TransformedEnv(pixels_env, ToTensorImage(out_keys=["image"]))
-        assert env.observation_spec["image"] == Bounded(0.0, 1.0, shape=(3, 400, 600))
+        assert env.observation_spec["image"] == Bounded(0.0, 1.0, shape=(3, 64, 96))
         td = env.reset()
         raw, image = td["pixels"], td["image"]
         assert image.dtype == torch.float32
-        torch.testing.assert_close(image[:, 123, 321], raw[123, 321].float() / 255)
+        assert raw.min() == 0 and raw.max() == 255  # the black cart on white: both ends of the range
+        torch.testing.assert_close(image, raw.permute(2, 0, 1).float() / 255)
         check_env_specs(env, num_steps=2)
 
-    def test_grayscale_resize_crop_chain(self, pixels_env: GymAdaptor) -> None:
+    def test_grayscale_resize_crop_chain(self, pixels_env: CartPoleEnv) -> None:
         chain = Compose(ToTensorImage(out_keys=["image"]), GrayScale(in_keys=["image"]),
                         Resize(60, 90, in_keys=["image"]), CenterCrop(40, 50, in_keys=["image"]))
         env = TransformedEnv(pixels_env, chain)
@@ -73,8 +105,8 @@ class TestImages:
         def chain() -> Compose:
             return Compose(ToTensorImage(), Resize(20), GrayScale())
 
-        env = TransformedEnv(GymAdaptor("CartPole-v1", num_envs=2, from_pixels=True, pixels_only=True), chain())
-        raw_env = GymAdaptor("CartPole-v1", num_envs=2, from_pixels=True, pixels_only=True)
+        env = TransformedEnv(CartPoleEnv(num_envs=2, from_pixels=True, pixels_only=True), chain())
+        raw_env = CartPoleEnv(num_envs=2, from_pixels=True, pixels_only=True)
         env.set_seed(0)
         torch.manual_seed(0)
         roll = env.rollout(3, break_when_any_done=False)
@@ -89,23 +121,20 @@ class TestImages:
 
     def test_errors_name_the_key(self) -> None:
         with pytest.raises(TransformError, match=r"'observation'.*expected 3, H, W"):
-            TransformedEnv(GymAdaptor("CartPole-v1"), GrayScale(in_keys=["observation"]))
+            TransformedEnv(CartPoleEnv(), GrayScale(in_keys=["observation"]))
         with pytest.raises(TransformError, match="cannot crop"):
             CenterCrop(50, in_keys=["x"])(TensorDict({"x": torch.zeros(3, 10, 10)}, []))
 
 
 class TestActionDiscretizer:
-    def test_pendulum_categories_map_to_interval_centres(self) -> None:
-        base = GymAdaptor("Pendulum-v1")
+    def test_categories_map_to_interval_centres(self) -> None:
+        base = RecordingCartPole()
         env = TransformedEnv(base, ActionDiscretizer(5))
         assert env.action_spec == Categorical(5, shape=(1,))
-        received = []
-        original = base._step
-        base._step = lambda td: (received.append(td["action"].item()), original(td))[1]
         td = env.reset()
         for k in range(5):
             td = env.step(td.set("action", torch.tensor([k])))["next"].exclude("reward")
-        assert received == pytest.approx([-1.6, -0.8, 0.0, 0.8, 1.6])
+        assert [a.item() for a in base.received] == pytest.approx([-0.8, -0.4, 0.0, 0.4, 0.8])
         check_env_specs(env)
 
     def test_sampling_modes_and_one_hot(self) -> None:
@@ -120,27 +149,32 @@ class TestActionDiscretizer:
         value = rand.step(rand.reset().set("action", torch.tensor([1])))["next", "observation"].item()
         assert 0.5 <= value <= 1.0
 
-    def test_multi_dim_actions_on_halfcheetah(self) -> None:
-        env = TransformedEnv(GymAdaptor("HalfCheetah-v5"), ActionDiscretizer([3, 3, 3, 5, 5, 5]))
+    def test_multi_dim_actions(self) -> None:
+        env = TransformedEnv(Thrusters(), ActionDiscretizer([3, 3, 3, 5, 5, 5]))
         assert env.action_spec == MultiCategorical([3, 3, 3, 5, 5, 5], shape=(6,))
+        out = env.step(env.reset().set("action", torch.tensor([0, 1, 2, 0, 2, 4])))
+        torch.testing.assert_close(out["next", "observation"], torch.tensor([-2 / 3, 0.0, 2 / 3, -0.8, 0.0, 0.8]))
         check_env_specs(env)
-        onehot = TransformedEnv(GymAdaptor("HalfCheetah-v5"), ActionDiscretizer(3, categorical=False))
+        onehot = TransformedEnv(Thrusters(), ActionDiscretizer(3, categorical=False))
         assert onehot.action_spec == MultiOneHot([3] * 6, shape=(18,))
+        choice = torch.nn.functional.one_hot(torch.tensor([2, 0, 1, 1, 0, 2]), 3).flatten().bool()
+        out = onehot.step(onehot.reset().set("action", choice))
+        torch.testing.assert_close(out["next", "observation"], torch.tensor([2 / 3, -2 / 3, 0, 0, -2 / 3, 2 / 3]))
         check_env_specs(onehot)
 
     def test_batched_and_out_key(self) -> None:
-        env = TransformedEnv(GymAdaptor("Pendulum-v1", num_envs=2), ActionDiscretizer(3, out_action_key="choice"))
+        env = TransformedEnv(CartPoleEnv(continuous=True, num_envs=2), ActionDiscretizer(3, out_action_key="choice"))
         assert env.action_keys == ["choice"] and env.action_spec.shape == (2, 1)
         check_env_specs(env)
         stored = TensorDict({"choice": torch.tensor([[0], [2]])}, [2])
         mapped = env.transform.inv(stored)
-        torch.testing.assert_close(mapped["action"], torch.tensor([[-4 / 3], [4 / 3]]))
+        torch.testing.assert_close(mapped["action"], torch.tensor([[-2 / 3], [2 / 3]]))
 
     def test_errors(self) -> None:
         with pytest.raises(TransformError, match="floating-point Bounded"):
-            TransformedEnv(GymAdaptor("CartPole-v1"), ActionDiscretizer(3))
+            TransformedEnv(CartPoleEnv(), ActionDiscretizer(3))
         with pytest.raises(TransformError, match="6 dims"):
-            TransformedEnv(GymAdaptor("HalfCheetah-v5"), ActionDiscretizer([3, 3]))
+            TransformedEnv(Thrusters(), ActionDiscretizer([3, 3]))
         with pytest.raises(TransformError, match="sampling"):
             ActionDiscretizer(3, sampling="mean")
         with pytest.raises(TransformError, match="positive"):
@@ -149,14 +183,14 @@ class TestActionDiscretizer:
 
 class TestNoopReset:
     def test_fixed_noops_are_seen_by_earlier_transforms(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), Compose(StepCounter(), NoopResetEnv(3, random=False)))
+        env = TransformedEnv(CartPoleEnv(), Compose(StepCounter(), NoopResetEnv(3, random=False)))
         env.set_seed(0)
         td = env.reset()
         assert td["step_count"].item() == 3 and not td["done"].any()
         check_env_specs(env)
 
     def test_random_noops_change_the_start(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), Compose(StepCounter(), NoopResetEnv(6)))
+        env = TransformedEnv(CartPoleEnv(), Compose(StepCounter(), NoopResetEnv(6)))
         env.set_seed(0)
         counts = {env.reset()["step_count"].item() for _ in range(20)}
         assert len(counts) > 1 and counts <= set(range(7))
@@ -189,7 +223,7 @@ class TestFrameSkip:
         assert td["next", "reward"].flatten().tolist() == [1.0, 0.5]
 
     def test_cartpole_rewards_per_outer_step(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), Compose(FrameSkipTransform(4), StepCounter()))
+        env = TransformedEnv(CartPoleEnv(), Compose(FrameSkipTransform(4), StepCounter()))
         env.set_seed(0)
         roll = env.rollout(10)
         rewards = roll["next", "reward"].flatten()

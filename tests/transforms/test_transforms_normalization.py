@@ -9,13 +9,12 @@ import queue
 import pytest
 import torch
 from tensordict import TensorDict
-from transforms_gym_adaptor import GymAdaptor
 from transforms_vecnorm_worker import cartpole_worker, normalized_cartpole, run_and_record
 
 from rlkernel.envs import check_env_specs
 from rlkernel.envs.batched import ParallelEnv
 from rlkernel.specs import Bounded, Unbounded
-from rlkernel.testing import CountingEnv
+from rlkernel.testing import CartPoleEnv, CountingEnv
 from rlkernel.transforms import (
     Compose,
     ObservationNorm,
@@ -48,14 +47,14 @@ class TestObservationNorm:
         assert affine._inv_apply_transform(torch.tensor([7.0])).item() == 3.0
 
     def test_init_stats_on_cartpole_standardises(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), ObservationNorm(in_keys=["observation"], standard_normal=True))
+        env = TransformedEnv(CartPoleEnv(), ObservationNorm(in_keys=["observation"], standard_normal=True))
         with pytest.raises(TransformError, match="init_stats"):
             env.reset()
         env.set_seed(0)
         torch.manual_seed(0)
         env.transform.init_stats(300)
         # the same random rollout of the bare env gives the statistics init_stats estimated
-        raw = GymAdaptor("CartPole-v1")
+        raw = CartPoleEnv()
         raw.set_seed(0)
         torch.manual_seed(0)
         data = raw.rollout(300, break_when_any_done=False)["observation"]
@@ -67,20 +66,22 @@ class TestObservationNorm:
         check_env_specs(env)
 
     def test_init_stats_on_batched_env_and_keep_dims(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1", num_envs=2), ObservationNorm(in_keys=["observation"]))
+        env = TransformedEnv(CartPoleEnv(num_envs=2), ObservationNorm(in_keys=["observation"]))
         env.transform.init_stats(20, reduce_dim=(0, 1), cat_dim=1, keep_dims=(0,))
         assert env.transform.loc.shape == (1, 4)
         check_env_specs(env)
 
     def test_bounded_spec_follows_the_affine_map(self) -> None:
-        env = TransformedEnv(GymAdaptor("Pendulum-v1"), ObservationNorm(loc=0.0, scale=-0.5))
+        env = TransformedEnv(CartPoleEnv(), ObservationNorm(loc=0.0, scale=-0.5))
         spec = env.observation_spec["observation"]
         assert isinstance(spec, Bounded)
-        assert spec.low.tolist() == [-0.5, -0.5, -4.0] and spec.high.tolist() == [0.5, 0.5, 4.0]
+        half = torch.tensor(CartPoleEnv.OBSERVATION_HIGH) / 2  # bounds (-high, high), scaled by -0.5: swapped
+        torch.testing.assert_close(spec.low, -half)
+        torch.testing.assert_close(spec.high, half)
         check_env_specs(env)
 
     def test_uninitialised_spec_is_unbounded_then_refreshed(self) -> None:
-        env = TransformedEnv(GymAdaptor("Pendulum-v1"), ObservationNorm(standard_normal=True))
+        env = TransformedEnv(CartPoleEnv(), ObservationNorm(standard_normal=True))
         assert isinstance(env.observation_spec["observation"], Unbounded)
         env.transform.init_stats(30)
         assert isinstance(env.observation_spec["observation"], Bounded)
@@ -159,7 +160,7 @@ class TestVecNorm:
         ctx = multiprocessing.get_context("spawn")
         lock, results = ctx.Lock(), ctx.Queue()
         here = VecNorm(out_keys=["normalized"], decay=1.0, lock=lock)
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), here)
+        env = TransformedEnv(CartPoleEnv(), here)
         shared = here.share_memory_()
         assert shared["observation", "sum"].is_shared()
         steps = 40
@@ -184,7 +185,7 @@ class TestVecNorm:
         torch.testing.assert_close(mean, shared["observation", "sum"] / (count + mine.shape[0]))
 
     def test_shared_by_parallel_env_workers_through_memory_mapped_files(self, tmp_path) -> None:
-        shared = VecNorm.build_shared_data(GymAdaptor("CartPole-v1"), path=str(tmp_path))
+        shared = VecNorm.build_shared_data(CartPoleEnv(), path=str(tmp_path))
         lock = FileLock(tmp_path / "stats.lock")  # travels through ParallelEnv's cloudpickle
         factory = functools.partial(normalized_cartpole, shared_data=shared, lock=lock)
         workers = ParallelEnv(2, factory, mp_context=multiprocessing.get_context("forkserver"))
@@ -217,7 +218,7 @@ class TestVecNorm:
         torch.testing.assert_close(other.transform.loc_scale()[0], env.transform.loc_scale()[0])
 
     def test_build_shared_data_and_errors(self) -> None:
-        env = GymAdaptor("CartPole-v1")
+        env = CartPoleEnv()
         shared = VecNorm.build_shared_data(env)
         assert shared["observation", "sum"].shape == (4,) and shared["observation", "count"].is_shared()
         with pytest.raises(TransformError, match="'pixels' is not in the observation spec"):
@@ -243,7 +244,7 @@ class TestRewardTransforms:
             RewardScaling(scale=0.0)
 
     def test_reward_clipping_on_cartpole(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1"), RewardClipping(-0.5, 0.5))
+        env = TransformedEnv(CartPoleEnv(), RewardClipping(-0.5, 0.5))
         assert env.reward_spec == Bounded(-0.5, 0.5, shape=(1,))
         roll = env.rollout(5)
         assert (roll["next", "reward"] == 0.5).all()  # CartPole pays 1 per step

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 from tensordict import TensorDict
-from transforms_gym_adaptor import GymAdaptor
 
 from rlkernel.envs import check_env_specs
 from rlkernel.specs import Bounded, Composite, Unbounded
-from rlkernel.testing import CountingEnv
+from rlkernel.testing import CartPoleEnv, CountingEnv
 from rlkernel.transforms import (
     CatTensors,
     ClipTransform,
@@ -113,9 +112,9 @@ class TestShapeTransforms:
             PermuteTransform((-1, -1))
 
     def test_permute_cartpole_pixels(self) -> None:
-        env = TransformedEnv(GymAdaptor("CartPole-v1", from_pixels=True, pixels_only=True),
+        env = TransformedEnv(CartPoleEnv(from_pixels=True, pixels_only=True),
                              PermuteTransform((-1, -3, -2), in_keys=["pixels"]))
-        assert env.observation_spec["pixels"].shape == (3, 400, 600)
+        assert env.observation_spec["pixels"].shape == (3, 64, 96)
         check_env_specs(env, num_steps=2)
 
 
@@ -133,9 +132,11 @@ class TestClip:
         check_env_specs(env)
 
     def test_bounded_input_is_intersected_and_errors(self) -> None:
-        env = TransformedEnv(GymAdaptor("Pendulum-v1"), ClipTransform(["observation"], -0.5, 4.0))
-        spec = env.observation_spec["observation"]
-        assert spec.low.tolist() == [-0.5] * 3 and spec.high.tolist() == [1.0, 1.0, 4.0]
+        env = TransformedEnv(CartPoleEnv(), ClipTransform(["observation"], -0.5, 4.0))
+        spec = env.observation_spec["observation"]  # the env's bounds: +-(4.8, 10.0, 0.4189, 10.0)
+        theta = CartPoleEnv.OBSERVATION_HIGH[2]  # narrower than the clip on both sides
+        torch.testing.assert_close(spec.low, torch.tensor([-0.5, -0.5, -theta, -0.5]))
+        torch.testing.assert_close(spec.high, torch.tensor([4.0, 4.0, theta, 4.0]))
         check_env_specs(env)
         with pytest.raises(TransformError, match="low"):
             ClipTransform(["x"])
@@ -144,22 +145,27 @@ class TestClip:
 
 
 class TestDTypeCast:
-    def test_double_to_float_on_halfcheetah(self) -> None:
-        base = GymAdaptor("HalfCheetah-v5")
+    def test_double_to_float_on_a_float64_env(self) -> None:
+        base = CartPoleEnv(dtype=torch.float64)
         assert base.observation_spec["observation"].dtype == torch.float64
         env = TransformedEnv(base, DoubleToFloat())
-        assert env.observation_spec["observation"] == Unbounded(shape=(17,), dtype=torch.float32)
+        high = torch.tensor(CartPoleEnv.OBSERVATION_HIGH)
+        assert env.observation_spec["observation"] == Bounded(-high, high, shape=(4,), dtype=torch.float32)
         roll = env.rollout(3)
         assert roll["next", "observation"].dtype == torch.float32
         check_env_specs(env)
 
     def test_inverse_casts_float32_actions_for_a_float64_env(self) -> None:
-        base = GymAdaptor("Pendulum-v1", num_envs=2, action_dtype=torch.float64)
+        seen = []
+
+        class Recording(CartPoleEnv):
+            def _step(self, tensordict):
+                seen.append(tensordict["action"].dtype)
+                return super()._step(tensordict)
+
+        base = Recording(continuous=True, num_envs=2, dtype=torch.float64)
         env = TransformedEnv(base, DoubleToFloat())
         assert env.action_spec.dtype == torch.float32 and base.action_spec.dtype == torch.float64
-        seen = []
-        original = base._step
-        base._step = lambda td: (seen.append(td["action"].dtype), original(td))[1]
         out = env.step(env.reset().set("action", torch.zeros(2, 1)))
         assert seen == [torch.float64] and out["action"].dtype == torch.float32
         check_env_specs(env)

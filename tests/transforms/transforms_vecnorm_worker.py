@@ -7,6 +7,9 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
+from rlkernel.testing import CartPoleEnv
+from rlkernel.transforms import TransformedEnv, VecNorm
+
 
 def run_and_record(env: Any, steps: int) -> torch.Tensor:
     """Take ``steps`` random steps (resetting finished episodes) and return, as float64 rows,
@@ -24,15 +27,12 @@ def run_and_record(env: Any, steps: int) -> torch.Tensor:
 
 
 def cartpole_worker(shared: TensorDictBase, lock: Any, steps: int, seed: int, results: Any) -> None:
-    """Random CartPole steps through a VecNorm on the shared statistics; report what went in
+    """Random cart-pole steps through a VecNorm on the shared statistics; report what went in
     as ``(count, sum, sum_of_squares)`` on the ``results`` queue."""
     torch.set_num_threads(1)
-    from transforms_gym_adaptor import GymAdaptor
-
-    from rlkernel.transforms import TransformedEnv, VecNorm
 
     env = TransformedEnv(
-        GymAdaptor("CartPole-v1"),
+        CartPoleEnv(),
         VecNorm(out_keys=["normalized"], decay=1.0, shared_data=shared, lock=lock),
     )
     env.set_seed(seed)
@@ -41,12 +41,9 @@ def cartpole_worker(shared: TensorDictBase, lock: Any, steps: int, seed: int, re
 
 
 def normalized_cartpole(shared_data: TensorDictBase, lock: Any = None) -> Any:
-    """A ParallelEnv factory: CartPole whose VecNorm writes the shared statistics."""
+    """A ParallelEnv factory: the core's cart-pole whose VecNorm writes the shared statistics."""
     torch.set_num_threads(1)
-    from transforms_gym_adaptor import GymAdaptor
-
-    from rlkernel.transforms import TransformedEnv, VecNorm
 
     return TransformedEnv(
-        GymAdaptor("CartPole-v1"), VecNorm(out_keys=["normalized"], decay=1.0, shared_data=shared_data, lock=lock)
+        CartPoleEnv(), VecNorm(out_keys=["normalized"], decay=1.0, shared_data=shared_data, lock=lock)
     )

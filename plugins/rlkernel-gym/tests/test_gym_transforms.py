@@ -1,9 +1,8 @@
-"""The transforms on the rlkernel-gym plugin's GymEnv (vectorised gymnasium envs with
-masked resets, pixels). Skipped when the optional plugin is not installed."""
+"""The core's transforms on the plugin's GymEnv (vectorised gymnasium envs with masked resets,
+pixels, MuJoCo's float64 observations)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from rlkernel.envs import check_env_specs
@@ -20,8 +19,7 @@ from rlkernel.transforms import (
     TransformedEnv,
     VecNorm,
 )
-
-gym_plugin = pytest.importorskip("rlkernel_gym")
+from rlkernel_gym import GymEnv
 
 
 def test_vector_env_partial_resets_through_the_chain() -> None:
@@ -32,7 +30,7 @@ def test_vector_env_partial_resets_through_the_chain() -> None:
         VecNorm(out_keys=["normalized"]),
         CatFrames(3, -1, in_keys=["observation"], out_keys=["stacked"]),
     )
-    env = TransformedEnv(gym_plugin.GymEnv("CartPole-v1", num_envs=3), chain, check_specs=True)
+    env = TransformedEnv(GymEnv("CartPole-v1", num_envs=3), chain, check_specs=True)
     env.set_seed(0)
     roll = env.rollout(40, break_when_any_done=False)
     counts, done = roll["next", "step_count"][..., 0], roll["next", "done"][..., 0]
@@ -49,11 +47,11 @@ def test_vector_env_partial_resets_through_the_chain() -> None:
 
 def test_pixels_and_double_to_float() -> None:
     env = TransformedEnv(
-        gym_plugin.GymEnv("CartPole-v1", from_pixels=True, pixels_only=True),
+        GymEnv("CartPole-v1", from_pixels=True, pixels_only=True),
         Compose(ToTensorImage(), GrayScale(), Resize(24), CatFrames(2, -3)),
     )
     assert env.observation_spec["pixels"].shape == (2, 24, 24)
     check_env_specs(env, num_steps=2)
-    cheetah = TransformedEnv(gym_plugin.GymEnv("HalfCheetah-v5"), DoubleToFloat())
+    cheetah = TransformedEnv(GymEnv("HalfCheetah-v5"), DoubleToFloat())
     assert cheetah.observation_spec["observation"].dtype == torch.float32
     check_env_specs(cheetah, num_steps=2)
