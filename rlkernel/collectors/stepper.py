@@ -1,4 +1,8 @@
-"""The hot loop of a collector: policy, step, write, move on, reset what is done.
+"""The rollout engine: policy, step, write, move on, reset what is done.
+
+It is the one loop that steps environments over time: the collectors run it batch after
+batch, and :meth:`EnvBase.rollout <rlkernel.envs.EnvBase.rollout>` runs it once (without
+trajectory ids, stopping at the first or last end of an episode when asked).
 
 :class:`Stepper` keeps one root TensorDict alive between steps (what the policy reads) and
 writes each step into a :class:`~rlkernel.collectors.buffer.RolloutBuffer`. Per step it
@@ -18,7 +22,8 @@ does no ``step_mdp`` and builds no TensorDict of its own:
   ``"next"`` in one copy per leaf at the end of the batch. This is on only when nothing
   else writes them: random actions or a plain ``TensorDictModule`` policy whose out-keys
   do not include them, and an environment whose class keeps the contract's ``step``;
-* only when a sub-environment is done does it call ``env.maybe_reset``.
+* only when a sub-environment is done does it call ``env.maybe_reset`` (the env's one
+  partial-reset merge).
 """
 
 from __future__ import annotations
@@ -54,6 +59,15 @@ class Stepper:
         max_frames_per_traj: truncate episodes after this many steps (``None``: never).
         shared: allocate the batch buffer in shared memory.
         owner: the collector's name, for error messages.
+        root: the root to start from (default: ``env.reset()``).
+        trajectories: write ``("collector", "traj_ids")`` into the root (``EnvBase.rollout``
+            does not).
+
+    ``policy`` is a :class:`~rlkernel.collectors.policy.PolicyCaller` or an object with the
+    same members (``policy``, ``discover``, ``written_keys``, ``output_paths`` and a call
+    that writes into the root, or returns the TensorDict to go on with). One whose
+    ``draws_from_spec`` is true writes actions drawn from the env's action spec: they are
+    not checked.
     """
 
     def __init__(
@@ -66,6 +80,8 @@ class Stepper:
         max_frames_per_traj: int | None,
         shared: bool = False,
         owner: str,
+        root: TensorDictBase | None = None,
+        trajectories: bool = True,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -81,7 +97,17 @@ class Stepper:
         self._done_keys = [k for k in env.done_keys if _leaf_name(k) == DONE]
         self._trunc_keys = [k for k in env.done_keys if _leaf_name(k) in (DONE, TRUNCATED)]
         self._step_count = torch.zeros(env.batch_size, dtype=torch.int64, device=env.device)
-        self.root: TensorDictBase = self._fresh_root(renew=False)
+        self._trajectories = trajectories
+        self._policy_draws = policy.policy is None or bool(getattr(policy, "draws_from_spec", False))
+        self._stop: str | None = None  # set by collect(): None, "any" or "all"
+        self._finished: torch.Tensor | None = None  # sub-envs that ended an episode (stop="all")
+        #: The number of steps the last :meth:`collect` took (less than ``steps`` when it stopped).
+        self.length = steps
+        if root is None:
+            root = self._fresh_root(renew=False)
+        elif trajectories:
+            root.set(TRAJ_IDS_KEY, self.traj.ids)
+        self.root: TensorDictBase = root
         probe = policy.discover(self.root, env.action_keys, owner=owner)
         self._policy_zeros = [(as_path(k), torch.zeros_like(probe.get(k))) for k in policy.written_keys]
         self._done_paths = [as_path(k) for k in self._done_keys]
@@ -104,7 +130,8 @@ class Stepper:
         if renew:
             self.traj.renew_all()
         self._step_count.zero_()
-        root.set(TRAJ_IDS_KEY, self.traj.ids)
+        if self._trajectories:
+            root.set(TRAJ_IDS_KEY, self.traj.ids)
         return root
 
     def reset(self) -> None:
@@ -112,27 +139,43 @@ class Stepper:
         self.root = self._fresh_root(renew=True)
 
     # ------------------------------------------------------------------ the loop
-    def collect(self, random_steps: int = 0) -> TensorDictBase:
-        """Run ``steps`` steps (the first ``random_steps`` with random actions) into the buffer."""
+    def collect(self, random_steps: int = 0, stop: str | None = None) -> TensorDictBase:
+        """Run ``steps`` steps (the first ``random_steps`` with random actions) into the buffer.
+
+        ``stop="any"`` ends after the first step where a sub-environment is done (without
+        resetting it); ``stop="all"`` once every sub-environment has ended an episode (they
+        are reset as they end). :attr:`length` is then the number of steps taken, and only
+        the first :attr:`length` steps of the returned buffer hold data.
+        """
+        self._stop = stop
+        if stop == "all":
+            self._finished = torch.zeros(self.batch_size, dtype=torch.bool, device=self.env.device)
         written = [False] * self.steps
         self._write_all = True  # the first step of a batch writes every root leaf
+        self.length = self.steps
         for t in range(self.steps):
             written[t] = self._write_all
-            self._step(t, t < random_steps)
+            if self._step(t, t < random_steps):
+                self.length = t + 1
+                break
         assert self.buffer is not None
         self.buffer.fill_shifted(written)
         return self.buffer.data
 
-    def _step(self, t: int, random: bool) -> None:
+    def _step(self, t: int, random: bool) -> bool:
+        """Take step ``t``; True when :meth:`collect` must stop (see its ``stop``)."""
         env = self.env
         root = self.root
-        drawn = random or self.policy.policy is None
-        if drawn:
+        if random or self.policy.policy is None:
+            drawn = True
             for path, zero in self._policy_zeros:
                 put(root, path, zero)
             env.rand_action(root)
         else:
-            self.policy(root)
+            drawn = self._policy_draws
+            returned = self.policy(root)
+            if returned is not None:  # a policy that hands back the TensorDict to go on with
+                root = returned
         buffer = self.buffer
         into = self._into
         nxt: list | None = None
@@ -172,22 +215,41 @@ class Stepper:
         else:
             self._write(buffer, t, gather(root, self._partial_root_paths) + nxt, PARTIAL_AND_NEXT)
         self._write_all = not self._shift
-        if into is None:
+        if into is None or self._policy_draws:
+            # (with the direct step's outputs: only when no policy reads the root, since they
+            # are rewritten by the next step, after the root was recorded)
             put_many(root, self._carry, nxt)
-        else:  # the root gets copies: the outputs are rewritten at the next step
+        else:  # the root gets copies: a policy may keep what it read
             for path, index in self._carry:
                 put(root, path, nxt[index].clone())
         flags = [nxt[index] for index in self._done_index]
         if self._single_flag:  # one sub-environment, one flag: no mask to build
             if bool(flags[0]):
-                self.root = self._reset_done(env.maybe_reset(root), None)
-                return
+                return self._end_episodes(root, None)
         else:
             for flag in flags:
                 if bool(flag.any()):  # type: ignore[union-attr]
-                    self.root = self._reset_done(env.maybe_reset(root), self._done_mask(flags))
-                    return
+                    return self._end_episodes(root, self._done_mask(flags))
         self.root = root
+        return False
+
+    def _end_episodes(self, root: TensorDictBase, done: torch.Tensor | None) -> bool:
+        """After a step where a sub-environment (``done``; ``None``: the only one) is done:
+        reset it, unless the collection stops here. True when it stops."""
+        stop = self._stop
+        if stop == "any":
+            self.root = root
+            return True
+        self.root = self._reset_done(self.env.maybe_reset(root), done)
+        if stop == "all":
+            finished = self._finished
+            assert finished is not None
+            if done is None:
+                finished.fill_(True)
+            else:
+                finished |= done
+            return bool(finished.all())
+        return False
 
     def _write_root(self, buffer: RolloutBuffer, t: int, root: TensorDictBase) -> None:
         if self._write_all:
@@ -235,7 +297,8 @@ class Stepper:
             self.traj.renew(done)
             if self.max_frames_per_traj is not None:
                 self._step_count[done] = 0
-        put(root, _TRAJ_PATH, self.traj.ids)
+        if self._trajectories:
+            put(root, _TRAJ_PATH, self.traj.ids)
         return root
 
     def _missing(self, values: list, part: str) -> CollectorError:

@@ -1,14 +1,17 @@
-"""Rollouts of :class:`~rlkernel.envs.EnvBase`: ``rollout`` and the stacking of its steps.
+"""Rollouts of :class:`~rlkernel.envs.EnvBase`: ``rollout``, run on the rollout engine.
 
-:class:`Rollouts` is a mixin of ``EnvBase`` (it calls ``reset``, ``step`` and
-``step_and_maybe_reset``).
+:class:`Rollouts` is a mixin of ``EnvBase``. ``rollout`` runs the same engine as the
+collectors (:class:`rlkernel.collectors.stepper.Stepper`): one root TensorDict carried from
+step to step, every step written into buffers allocated at the first step, the env's
+direct step when its class declares one, ``maybe_reset`` (the env's one partial-reset
+merge) where an episode ended.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import torch
 from tensordict import TensorDictBase
 
 from rlkernel.envs.step import (
@@ -16,14 +19,75 @@ from rlkernel.envs.step import (
     NEXT,
     TERMINATED,
     TRUNCATED,
+    NestedKey,
 )
 from rlkernel.errors import EnvError
 
 Policy = Callable[[TensorDictBase], TensorDictBase]
 
 
+class _RolloutPolicy:
+    """A rollout's policy as the engine calls it: ``td -> td``, never run ahead of time.
+
+    The engine goes on with the TensorDict the policy returns (as ``rollout`` always did).
+    """
+
+    draws_from_spec = False
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.written_keys: list[NestedKey] = []
+
+    def discover(self, td: TensorDictBase, action_keys: list[NestedKey], *, owner: str) -> TensorDictBase:
+        """No dry run: the rollout's first step tells the engine what the policy writes."""
+        return td
+
+    def output_paths(self) -> None:
+        """Unknown: the engine records every root entry at every step."""
+        return None
+
+    def __call__(self, td: TensorDictBase) -> TensorDictBase:
+        out = self.policy(td)
+        if not isinstance(out, TensorDictBase):
+            raise EnvError(f"rollout: the policy must return a TensorDict, got {type(out).__name__}")
+        return out
+
+
+class _RandomActions:
+    """Random actions for a rollout without a policy, drawn from the action spec (with the
+    env's generator) for every step at once and handed out one step at a time."""
+
+    draws_from_spec = True
+
+    def __init__(self, env: Any, steps: int) -> None:
+        self.policy = self
+        self.written_keys: list[NestedKey] = []
+        from rlkernel.collectors.access import put
+
+        spec = env.full_action_spec
+        self._paths = [(key,) if isinstance(key, str) else tuple(key) for key in env.action_keys]
+        self._drawn = [spec[key].rand((steps,), generator=env.generator).unbind(0) for key in env.action_keys]
+        self._t = 0
+        self._put = put
+
+    def discover(self, td: TensorDictBase, action_keys: list[NestedKey], *, owner: str) -> TensorDictBase:
+        """Nothing to run ahead of time."""
+        return td
+
+    def output_paths(self) -> set[tuple[str, ...]]:
+        """It writes the actions only."""
+        return set(self._paths)
+
+    def __call__(self, td: TensorDictBase) -> None:
+        t = self._t
+        self._t = t + 1
+        put = self._put
+        for path, drawn in zip(self._paths, self._drawn):
+            put(td, path, drawn[t])
+
+
 class Rollouts:
-    """``rollout``: run a policy (or random actions) for a number of steps and stack them."""
+    """``rollout``: run a policy (or random actions) for a number of steps and record them."""
 
     def rollout(
         self,
@@ -36,45 +100,45 @@ class Rollouts:
         tensordict: TensorDictBase | None = None,
         set_truncated: bool = False,
     ) -> TensorDictBase:
-        """Run ``max_steps`` steps and return them stacked along a time dim.
+        """Run ``max_steps`` steps and return them along a time dim.
 
         The result has batch size ``(*batch_size, T)``. Without a policy the actions are
-        drawn at random from the action spec. ``break_when_any_done`` stops at the first
-        step where any sub-environment is done; otherwise done sub-environments are reset
-        and the rollout goes on; ``break_when_all_done`` (with ``break_when_any_done=False``)
-        resets sub-environments as they finish and stops once every one of them has ended an
-        episode. ``set_truncated`` marks the last step as truncated.
+        drawn at random from the action spec (for all steps at once, with the env's
+        generator). ``break_when_any_done`` stops at the first step where any
+        sub-environment is done; otherwise done sub-environments are reset and the rollout
+        goes on; ``break_when_all_done`` (with ``break_when_any_done=False``) resets
+        sub-environments as they finish and stops once every one of them has ended an
+        episode. ``set_truncated`` marks the last step as truncated. The policy is called
+        once per step, on the TensorDict the previous call returned (with the step's
+        observations); it must return a TensorDict holding the action.
         """
-        if not isinstance(max_steps, int) or max_steps < 1:
+        from rlkernel.collectors.stepper import Stepper
+
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise EnvError(f"rollout: max_steps must be a positive int, got {max_steps!r}")
         if auto_reset:
-            td = self.reset(tensordict) if tensordict is not None else self.reset()
+            root = self.reset(tensordict) if tensordict is not None else self.reset()
         elif tensordict is None:
             raise EnvError("rollout: auto_reset=False needs a tensordict to start from")
         else:
-            td = tensordict
-        steps: list[TensorDictBase] = []
-        finished = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
-        for _ in range(max_steps):
-            if policy is None:
-                td.update(self._full_action_spec.rand(generator=self.generator))
-            else:
-                td = policy(td)
-            if break_when_any_done:
-                td = self.step(td)
-                steps.append(td)
-                if bool(self._any_done(td.get(NEXT)).any()):
-                    break
-                td = self._step_mdp(td)
-            else:
-                td, root = self.step_and_maybe_reset(td)
-                steps.append(td)
-                if break_when_all_done:
-                    finished = finished | self._any_done(td.get(NEXT))
-                    if bool(finished.all()):
-                        break
-                td = root
-        out = self._stack_steps(steps)
+            root = tensordict
+        caller = _RandomActions(self, max_steps) if policy is None else _RolloutPolicy(policy)
+        engine = Stepper(
+            self,  # type: ignore[arg-type]
+            caller,  # type: ignore[arg-type]
+            steps=max_steps,
+            storing_device=self.device,
+            max_frames_per_traj=None,
+            owner=f"{type(self).__name__}.rollout",
+            root=root,
+            trajectories=False,
+        )
+        stop = "any" if break_when_any_done else "all" if break_when_all_done else None
+        out = engine.collect(stop=stop)
+        if engine.length < max_steps:  # the steps taken only, in memory of their own
+            out = out[(*([slice(None)] * len(self.batch_size)), slice(0, engine.length))]
+            if self.batch_size:
+                out = out.clone()
         if set_truncated:
             self._mark_truncated(out)
         return out
@@ -90,19 +154,3 @@ class Rollouts:
             group.get(TRUNCATED)[last] |= ~terminated
             if DONE in names:
                 group.get(DONE)[last] = True
-
-    def _stack_steps(self, steps: list[TensorDictBase]) -> TensorDictBase:
-        try:
-            return torch.stack(steps, dim=len(self.batch_size))
-        except RuntimeError as err:
-            first = set(steps[0].keys(include_nested=True, leaves_only=True))
-            for t, step in enumerate(steps[1:], start=1):
-                keys = set(step.keys(include_nested=True, leaves_only=True))
-                if keys != first:
-                    raise EnvError(
-                        f"{type(self).__name__}.rollout: step {t} has keys {sorted(map(str, keys - first))} "
-                        f"that step 0 lacks and lacks {sorted(map(str, first - keys))}; an environment must "
-                        "produce the same keys at every step (declare them in its specs and return them from "
-                        "_reset as well as _step)"
-                    ) from err
-            raise EnvError(f"{type(self).__name__}.rollout: cannot stack the steps: {err}") from err

@@ -102,10 +102,13 @@ def test_step_is_derived_from_the_direct_step_and_returns_fresh_tensors():
     assert td["next", "observation"].flatten().tolist() == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert td["next", "reward"].flatten().tolist() == [0.5] * 6 and td["next", "done"][-1].item()
     assert td["next", "done"].dtype == torch.bool and td["next", "terminated"].shape == (6, 1)
-    assert env.binds == 1  # bound once, to the staging tensors of the derived _step
+    # bound twice: to the staging tensors of the derived _step (the engine's first step,
+    # which makes its buffers) and to the engine's own tensors (every later step)
+    assert env.binds == 2
     first = env.step(_policy(env.reset()))["next"]
     second = env.step(_policy(first.exclude("reward")))["next"]
     assert first["observation"].item() == 0.5 and second["observation"].item() == 1.0
+    assert env.binds == 2  # the staging binding is kept
 
 
 def test_a_subclass_with_its_own_step_is_stepped_through_it_everywhere():

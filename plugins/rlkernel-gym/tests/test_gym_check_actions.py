@@ -62,7 +62,7 @@ def test_collector_on_gym_refuses_a_bad_action_at_any_step(env_id, case, num_env
 
 
 @pytest.mark.parametrize("num_envs", [None, 2])
-def test_fast_rollout_with_a_policy_refuses_a_bad_action_at_a_later_step(num_envs):
+def test_rollout_with_a_policy_refuses_a_bad_action_at_a_later_step(num_envs):
     good, bad, message = PENDULUM
     env = GymEnv("Pendulum-v1", num_envs=num_envs)
     with pytest.raises(ActionError, match=message):

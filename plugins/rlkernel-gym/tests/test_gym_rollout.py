@@ -1,4 +1,7 @@
-"""The fast rollout gives exactly what the generic ``EnvBase.rollout`` loop gives."""
+"""``GymEnv.rollout`` runs the one rollout engine (``EnvBase.rollout``): a rollout with random
+actions (drawn for all steps at once, recorded with the engine's shift of the root leaves)
+gives exactly what a rollout replaying those actions through a policy (recorded step by
+step) gives, on a second env seeded alike: same keys, shapes, dtypes and values."""
 
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ def replay(recorded: TensorDictBase, batch_ndim: int, extras: bool = False) -> C
 @pytest.mark.parametrize("break_when_any_done", [False, True])
 @pytest.mark.parametrize("num_envs", [None, 3])
 @pytest.mark.parametrize(("env_id", "kwargs"), CASES)
-def test_fast_rollout_equals_generic(
+def test_random_rollout_equals_a_replayed_one(
     env_id: str, kwargs: dict, num_envs: int | None, break_when_any_done: bool
 ) -> None:
     steps = 60
@@ -79,7 +82,7 @@ def test_fast_rollout_equals_generic(
         assert fast.batch_size[-1] < steps or not fast["next", "done"].any()
 
 
-def test_fast_rollout_with_pixels_equals_generic() -> None:
+def test_random_rollout_with_pixels_equals_a_replayed_one() -> None:
     envs = [GymEnv("CartPole-v1", from_pixels=True, max_episode_steps=4) for _ in range(2)]
     for env in envs:
         env.set_seed(0)
@@ -108,7 +111,7 @@ def test_consecutive_rollouts_continue_the_same_random_streams() -> None:
         assert_identical(fast, EnvBase.rollout(generic_env, 50, replay(fast, 1), break_when_any_done=False))
 
 
-def test_generic_path_is_used_when_starting_from_a_tensordict() -> None:
+def test_a_rollout_can_start_from_a_tensordict() -> None:
     env = GymEnv("CartPole-v1")
     td = env.reset()
     out = env.rollout(5, auto_reset=False, tensordict=td, break_when_any_done=False)

@@ -76,7 +76,7 @@ def test_step_and_maybe_reset_matches_a_plain_loop(max_episode_steps: int | None
 
 
 @pytest.mark.parametrize("with_policy", [False, True])
-def test_fast_rollout_matches_a_plain_loop(with_policy: bool) -> None:
+def test_rollout_matches_a_plain_loop(with_policy: bool) -> None:
     env = GymEnv("CartPole-v1", num_envs=N, max_episode_steps=25)
     env.set_seed(SEED)
     policy: Callable[[TensorDict], TensorDict] | None = None

@@ -49,7 +49,6 @@ from tensordict import TensorDict, TensorDictBase
 
 from rlkernel._compat import tensordict as td_compat
 from rlkernel.envs import EnvBase
-from rlkernel.envs.common import Policy
 from rlkernel.envs.step import DONE, RESET, TERMINATED, TRUNCATED
 from rlkernel.errors import EnvError, SpecError
 from rlkernel.specs import TensorSpec
@@ -244,53 +243,6 @@ class GymWrapper(FastPaths, EnvBase):
         else:
             out = TensorDict(source, batch_size=self.batch_size, device=self.device)
         return out
-
-    # ------------------------------------------------------------------ fast rollout
-    def rollout(
-        self,
-        max_steps: int,
-        policy: Policy | None = None,
-        *,
-        break_when_any_done: bool = True,
-        break_when_all_done: bool = False,
-        auto_reset: bool = True,
-        tensordict: TensorDictBase | None = None,
-        set_truncated: bool = False,
-    ) -> TensorDictBase:
-        """:meth:`EnvBase.rollout`, with a fast path that steps gymnasium directly.
-
-        When the rollout starts from a reset (``auto_reset=True``, no ``tensordict``), the
-        steps are written into preallocated buffers and one TensorDict is built at the end;
-        without a policy the random actions are drawn from the action spec in one call. The
-        result has the same keys, shapes, dtypes and values as the generic loop. Other
-        cases (and ``break_when_all_done`` on a vectorised env) use the generic loop.
-        """
-        if not isinstance(max_steps, int) or max_steps < 1:
-            raise EnvError(f"rollout: max_steps must be a positive int, got {max_steps!r}")
-        generic = (
-            not auto_reset
-            or tensordict is not None
-            or (self.is_vector and break_when_all_done and not break_when_any_done)
-        )
-        if generic:
-            return super().rollout(
-                max_steps,
-                policy,
-                break_when_any_done=break_when_any_done,
-                break_when_all_done=break_when_all_done,
-                auto_reset=auto_reset,
-                tensordict=tensordict,
-                set_truncated=set_truncated,
-            )
-        from rlkernel_gym.rollout import fast_rollout
-
-        return fast_rollout(
-            self,
-            max_steps,
-            policy,
-            break_when_done=break_when_any_done or break_when_all_done,
-            set_truncated=set_truncated,
-        )
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
