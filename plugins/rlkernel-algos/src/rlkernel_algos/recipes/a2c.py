@@ -25,7 +25,6 @@ from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.networks import categorical_actor, is_discrete, state_value_critic, tanh_normal_actor
 from rlkernel_algos.recipes.recipe import Recipe, round_frames
 from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
-from rlkernel_algos.trainers import Trainer
 
 
 @dataclass
@@ -89,40 +88,40 @@ def make_actor(config: A2CConfig, env: EnvBase) -> ProbabilisticActor:
 
 def train(config: A2CConfig, run_dir: str | Path) -> dict[str, float]:
     """Train A2C as ``config`` says; write the run into ``run_dir``; return the final metrics."""
-    run = RunDir(run_dir, "a2c", config)
     prepare_process(config.seed, config.num_threads)
+    with RunDir(run_dir, "a2c", config) as run:
+        env = run.closing(make_env(config, num_envs=config.num_envs))
+        env.set_seed(config.seed)
 
-    env = make_env(config, num_envs=config.num_envs)
-    env.set_seed(config.seed)
+        # Separate actor and critic, GAE advantages, RMSprop.
+        actor = make_actor(config, env)
+        critic = state_value_critic(env, config.hidden_sizes, nn.Tanh)
+        loss = A2CLoss(actor, critic, entropy_coef=config.entropy_coef, critic_coef=config.critic_coef,
+                       loss_critic_type="l2")
+        loss.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
+        params = list(loss.parameters())
+        optimizer = torch.optim.RMSprop(params, lr=config.learning_rate, alpha=config.rms_alpha, eps=config.rms_eps)
 
-    actor = make_actor(config, env)
-    critic = state_value_critic(env, config.hidden_sizes, nn.Tanh)
-    loss = A2CLoss(actor, critic, entropy_coef=config.entropy_coef, entropy_bonus=config.entropy_coef > 0,
-                   critic_coef=config.critic_coef, loss_critic_type="l2")
-    loss.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
-    optimizer = torch.optim.RMSprop(loss.parameters(), lr=config.learning_rate, alpha=config.rms_alpha,
-                                    eps=config.rms_eps)
+        frames_per_batch = config.num_envs * config.steps_per_env
+        collector = run.closing(SyncDataCollector(
+            env, actor, frames_per_batch=frames_per_batch,
+            total_frames=round_frames(config.total_frames, frames_per_batch)))
 
-    frames_per_batch = config.num_envs * config.steps_per_env
-    total_frames = round_frames(config.total_frames, frames_per_batch)
-    collector = SyncDataCollector(env, actor, frames_per_batch=frames_per_batch, total_frames=total_frames)
+        loop = run.loop(collector, config, state={"loss": loss, "optimizer": optimizer})
+        for batch in loop:
+            # The advantages of the whole batch, then one gradient step on it.
+            with torch.no_grad():
+                batch = loss.value_estimator(batch)
+            terms = loss(batch)
+            total = terms["loss_objective"] + terms["loss_critic"] + terms["loss_entropy"]
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            grad_norm = nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            loop.record_update(terms, grad_norm=grad_norm)
+            collector.update_policy_weights_()
 
-    trainer = Trainer(
-        collector, loss, optimizer, total_frames=total_frames, optim_steps_per_batch=1,
-        clip_grad_norm=config.max_grad_norm, logger=run.logger, log_interval=config.log_interval,
-        checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
-        progress_bar=config.progress_bar, seed=config.seed,
-        stop_at_return=config.stop_at_return,
-    )
-
-    # The advantages of the whole batch, computed once before its gradient step.
-    @torch.no_grad()
-    def add_advantage(batch):
-        return loss.value_estimator(batch)
-
-    trainer.register_op("batch_process", add_advantage)
-
-    return run.train(trainer, policy=actor, env=env)
+        return run.finish(loop, policy=actor, env=env)
 
 
 def load_policy(run_dir: str | Path) -> TrainedPolicy:

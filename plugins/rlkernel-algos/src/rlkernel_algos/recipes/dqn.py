@@ -1,7 +1,8 @@
 """DQN (target network, epsilon-greedy exploration, uniform replay), discrete actions.
 
 Reads top to bottom: config, environment, Q-network and exploration, loss and target
-updates, replay buffer, collector, trainer. The defaults are rl-zoo's CartPole-v1
+updates, replay buffer, collector, then the training loop written out: store the batch,
+anneal, sample, loss, backward, clip, step, copy the target, decay epsilon. The defaults are rl-zoo's CartPole-v1
 hyper-parameters (a 256x256 network, Huber loss, 128 gradient steps of 64 transitions
 after every 256 frames, the target copied once per such round, epsilon from 1 to 0.04 over
 8k frames) plus double DQN and a learning rate annealed linearly to 0. Without these two the
@@ -29,9 +30,9 @@ from rlkernel_algos.recipes.config import ConfigError
 from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.envs import observation_size
 from rlkernel_algos.recipes.networks import is_discrete, mlp
+from rlkernel_algos.recipes.optim import adam, set_learning_rate
 from rlkernel_algos.recipes.recipe import Recipe, round_frames
 from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
-from rlkernel_algos.trainers import ReplayBufferHook, Trainer
 
 
 @dataclass
@@ -112,63 +113,51 @@ def make_qnet(config: DQNConfig, env: EnvBase) -> QValueActor:
 
 def train(config: DQNConfig, run_dir: str | Path) -> dict[str, float]:
     """Train DQN as ``config`` says; write the run into ``run_dir``; return the final metrics."""
-    run = RunDir(run_dir, "dqn", config)
     prepare_process(config.seed, config.num_threads)
+    with RunDir(run_dir, "dqn", config) as run:
+        env = run.closing(make_env(config, num_envs=config.num_envs))
+        env.set_seed(config.seed)
 
-    env = make_env(config, num_envs=config.num_envs)
-    env.set_seed(config.seed)
+        # Greedy Q-network, and the collection policy: epsilon-greedy around it.
+        qnet = make_qnet(config, env)
+        egreedy = EGreedyModule(env.action_spec, config.eps_init, config.eps_end, config.exploration_frames)
+        policy = TensorDictSequential(qnet, egreedy)
 
-    # Greedy Q-network, and the collection policy: epsilon-greedy around it.
-    qnet = make_qnet(config, env)
-    egreedy = EGreedyModule(env.action_spec, config.eps_init, config.eps_end, config.exploration_frames)
-    policy = TensorDictSequential(qnet, egreedy)
+        # Loss with a target network, copied every target_update_interval gradient steps.
+        loss = DQNLoss(qnet, action_space="categorical", loss_function=config.loss_function,
+                       double_dqn=config.double_dqn, gamma=config.gamma)
+        copy_target = HardUpdate(loss, value_network_update_interval=1)
+        params = list(loss.parameters())
+        optimizer = adam(params, config.learning_rate)
 
-    loss = DQNLoss(qnet, action_space="categorical", loss_function=config.loss_function,
-                   double_dqn=config.double_dqn, gamma=config.gamma)
-    target_update = HardUpdate(loss, value_network_update_interval=config.target_update_interval)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=config.learning_rate)
+        buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+        frames_per_batch = config.num_envs * config.steps_per_env
+        collector = run.closing(SyncDataCollector(
+            env, policy, frames_per_batch=frames_per_batch,
+            total_frames=round_frames(config.total_frames, frames_per_batch),
+            init_random_frames=config.learning_starts))
 
-    frames_per_batch = config.num_envs * config.steps_per_env
-    total_frames = round_frames(config.total_frames, frames_per_batch)
-    collector = SyncDataCollector(env, policy, frames_per_batch=frames_per_batch, total_frames=total_frames,
-                                  init_random_frames=config.learning_starts)
+        state = {"loss": loss, "optimizer": optimizer, "buffer": buffer, "exploration": egreedy}
+        loop = run.loop(collector, config, state=state)
+        for batch in loop:
+            buffer.extend(batch.reshape(-1))
+            if loop.frames >= config.learning_starts:
+                if config.anneal_lr:
+                    set_learning_rate(optimizer, config.learning_rate * (1.0 - loop.done_fraction))
+                for _ in range(config.updates_per_batch):
+                    terms = loss(buffer.sample())
+                    optimizer.zero_grad(set_to_none=True)
+                    terms["loss"].backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    loop.record_update(terms, grad_norm=grad_norm)
+                    if loop.optim_steps % config.target_update_interval == 0:
+                        copy_target.step()
+                collector.update_policy_weights_()
+            egreedy.step(frames_per_batch)  # epsilon decays with the frames collected
+            loop.record(epsilon=egreedy.eps, lr=optimizer.param_groups[0]["lr"])
 
-    trainer = Trainer(
-        collector, loss, optimizer, total_frames=total_frames, optim_steps_per_batch=config.updates_per_batch,
-        optim_start_frames=config.learning_starts, clip_grad_norm=config.max_grad_norm, logger=run.logger,
-        log_interval=config.log_interval, checkpoint_dir=run.checkpoints,
-        checkpoint_interval=config.checkpoint_interval, progress_bar=config.progress_bar, seed=config.seed,
-        stop_at_return=config.stop_at_return,
-    )
-    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
-    ReplayBufferHook(buffer).register(trainer)
-    trainer.register_op("post_optim", target_update.step)
-    trainer.register_op("post_steps", lambda: egreedy.step(frames_per_batch))
-
-    def anneal_lr() -> None:
-        if config.anneal_lr:
-            left = 1.0 - (trainer.collected_frames - frames_per_batch) / total_frames
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate * left
-
-    trainer.register_op("pre_optim_steps", anneal_lr)
-    trainer.register_op("post_steps_log", lambda batch: {"epsilon": float(egreedy.eps)})
-    trainer.register_module("target_update", _CounterState(target_update))
-
-    return run.train(trainer, policy=qnet, env=env)
-
-
-class _CounterState:
-    """The hard updater's step counter, saved in checkpoints (its targets are in the loss)."""
-
-    def __init__(self, updater: HardUpdate) -> None:
-        self.updater = updater
-
-    def state_dict(self) -> dict[str, int]:
-        return {"counter": self.updater.counter}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.updater.counter = int(state["counter"])
+        return run.finish(loop, policy=qnet, env=env)
 
 
 def load_policy(run_dir: str | Path) -> TrainedPolicy:

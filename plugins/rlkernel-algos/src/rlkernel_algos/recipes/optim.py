@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["adam"]
+__all__ = ["adam", "set_learning_rate"]
 
 _FUSED_DEVICES = {"cpu", "cuda"}
 
@@ -29,3 +29,14 @@ def adam(parameters: Iterable[torch.nn.Parameter], lr: float, **kwargs: float) -
     params = list(parameters)
     fused = bool(params) and all(p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params)
     return torch.optim.Adam(params, lr=lr, fused=fused or None, **kwargs)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``optimizer`` (for annealing).
+
+    >>> opt = adam(torch.nn.Linear(2, 1).parameters(), 1e-3)
+    >>> set_learning_rate(opt, 5e-4); opt.param_groups[0]["lr"]
+    0.0005
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr

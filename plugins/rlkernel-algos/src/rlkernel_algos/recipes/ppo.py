@@ -1,7 +1,8 @@
 """PPO (clipped surrogate objective, GAE advantages), discrete or continuous actions.
 
-Reads top to bottom: config, environment, networks, loss, collector, trainer and its
-hooks. The defaults are tuned for ``gym:CartPole-v1``: rl-zoo's hyper-parameters (8 envs,
+Reads top to bottom: config, environment, networks, loss, collector, then the training
+loop written out: anneal, advantages, epochs of minibatches, loss, backward, clip, step.
+The defaults are tuned for ``gym:CartPole-v1``: rl-zoo's hyper-parameters (8 envs,
 gamma 0.98, GAE lambda 0.8, learning rate 1e-3 and clip range 0.2 both annealed to 0, no
 entropy bonus) with batches of 8 x 64 steps and 10 epochs of 256-frame minibatches -- half
 the gradient steps of rl-zoo's 20 epochs over 8 x 32 steps, for the same result (500 by
@@ -20,16 +21,14 @@ import torch
 from torch import nn
 
 from rlkernel.collectors import SyncDataCollector
-from rlkernel.data import LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
 from rlkernel.envs import EnvBase
 from rlkernel_algos.modules import ProbabilisticActor, ValueOperator
 from rlkernel_algos.objectives import ClipPPOLoss
 from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.networks import categorical_actor, is_discrete, state_value_critic, tanh_normal_actor
-from rlkernel_algos.recipes.optim import adam
+from rlkernel_algos.recipes.optim import adam, set_learning_rate
 from rlkernel_algos.recipes.recipe import Recipe, round_frames
 from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
-from rlkernel_algos.trainers import ReplayBufferHook, Trainer
 
 
 @dataclass
@@ -103,53 +102,51 @@ def make_critic(config: PPOConfig, env: EnvBase) -> ValueOperator:
 
 def train(config: PPOConfig, run_dir: str | Path) -> dict[str, float]:
     """Train PPO as ``config`` says; write the run into ``run_dir``; return the final metrics."""
-    run = RunDir(run_dir, "ppo", config)
     prepare_process(config.seed, config.num_threads)
+    with RunDir(run_dir, "ppo", config) as run:
+        # Environment: num_envs copies stepped together; RewardSum tracks episode returns.
+        env = run.closing(make_env(config, num_envs=config.num_envs))
+        env.set_seed(config.seed)
 
-    # Environment: num_envs copies stepped together; RewardSum tracks episode returns.
-    env = make_env(config, num_envs=config.num_envs)
-    env.set_seed(config.seed)
+        # Networks and loss: separate actor and critic, clipped surrogate, GAE advantages.
+        actor, critic = make_actor(config, env), make_critic(config, env)
+        loss = ClipPPOLoss(actor, critic, clip_epsilon=config.clip_epsilon, entropy_coef=config.entropy_coef,
+                           critic_coef=config.critic_coef, loss_critic_type="l2", normalize_advantage=True)
+        loss.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
+        params = list(loss.parameters())
+        optimizer = adam(params, config.learning_rate, eps=1e-5)
 
-    # Networks and loss: separate actor and critic, clipped surrogate, GAE advantages.
-    actor, critic = make_actor(config, env), make_critic(config, env)
-    loss = ClipPPOLoss(actor, critic, clip_epsilon=config.clip_epsilon, entropy_coef=config.entropy_coef,
-                       entropy_bonus=config.entropy_coef > 0, critic_coef=config.critic_coef,
-                       loss_critic_type="l2", normalize_advantage=True)
-    loss.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
-    optimizer = adam(loss.parameters(), config.learning_rate, eps=1e-5)
+        # Collector: batches of num_envs * steps_per_env frames, sampled from the current policy.
+        frames_per_batch = config.num_envs * config.steps_per_env
+        collector = run.closing(SyncDataCollector(
+            env, actor, frames_per_batch=frames_per_batch,
+            total_frames=round_frames(config.total_frames, frames_per_batch)))
 
-    # Collector: batches of num_envs * steps_per_env frames, sampled from the current policy.
-    frames_per_batch = config.num_envs * config.steps_per_env
-    total_frames = round_frames(config.total_frames, frames_per_batch)
-    collector = SyncDataCollector(env, actor, frames_per_batch=frames_per_batch, total_frames=total_frames)
+        loop = run.loop(collector, config, state={"loss": loss, "optimizer": optimizer})
+        for batch in loop:
+            # Anneal the learning rate and the clip range linearly to 0 over training.
+            left = 1.0 - loop.done_fraction if config.anneal else 1.0
+            set_learning_rate(optimizer, config.learning_rate * left)
+            loss.clip_epsilon = config.clip_epsilon * left
 
-    trainer = Trainer(
-        collector, loss, optimizer, total_frames=total_frames,
-        optim_steps_per_batch=config.epochs * -(-frames_per_batch // config.minibatch_size),
-        clip_grad_norm=config.max_grad_norm, logger=run.logger, log_interval=config.log_interval,
-        checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
-        progress_bar=config.progress_bar, seed=config.seed,
-        stop_at_return=config.stop_at_return,
-    )
+            # GAE advantages and value targets of the whole batch, from the networks before this update.
+            with torch.no_grad():
+                batch = loss.value_estimator(batch).reshape(-1)
 
-    # Hooks: anneal, compute the advantages of each batch, then shuffle it into minibatches.
-    def anneal() -> None:
-        left = 1.0 - (trainer.collected_frames - frames_per_batch) / total_frames if config.anneal else 1.0
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * left
-        loss.clip_epsilon = config.clip_epsilon * left
+            # Epochs over the batch, in shuffled minibatches.
+            for _epoch in range(config.epochs):
+                for indices in torch.randperm(batch.numel()).split(config.minibatch_size):
+                    terms = loss(batch[indices])
+                    total = terms["loss_objective"] + terms["loss_critic"] + terms["loss_entropy"]
+                    optimizer.zero_grad(set_to_none=True)
+                    total.backward()
+                    grad_norm = nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    loop.record_update(terms, grad_norm=grad_norm)
+            loop.record(lr=config.learning_rate * left, clip_epsilon=loss.clip_epsilon)
+            collector.update_policy_weights_()
 
-    @torch.no_grad()
-    def add_advantage(batch):
-        return loss.value_estimator(batch)
-
-    trainer.register_op("pre_optim_steps", anneal)
-    trainer.register_op("batch_process", add_advantage)
-    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(frames_per_batch),
-                                    sampler=SamplerWithoutReplacement(), batch_size=config.minibatch_size)
-    ReplayBufferHook(buffer).register(trainer)
-
-    return run.train(trainer, policy=actor, env=env)
+        return run.finish(loop, policy=actor, env=env)
 
 
 def load_policy(run_dir: str | Path) -> TrainedPolicy:

@@ -1,5 +1,15 @@
 """What every recipe does around its training loop: the run directory and the trained policy.
 
+A recipe's ``train`` reads::
+
+    with RunDir(run_dir, "ppo", config) as run:         # config.json, metrics.csv, checkpoints/
+        env = run.closing(make_env(...))                 # closed when the block ends, whatever happens
+        collector = run.closing(SyncDataCollector(env, policy, ...))
+        loop = run.loop(collector, config, state={"loss": loss, "optimizer": optimizer})
+        for batch in loop:                               # resumes from checkpoints/ first
+            ...                                          # the algorithm, written out
+        return run.finish(loop, policy=actor, env=env)  # policy.pt, learning_curve.png, summary.json
+
 A run directory (``runs/<algo>-<env>-<seed>-<timestamp>/``) holds::
 
     config.json          {"algo": ..., "config": {...}}: everything needed to rebuild the run
@@ -28,7 +38,7 @@ from rlkernel.envs import EnvBase
 from rlkernel_algos.loggers.csv_logger import CSVLogger
 from rlkernel_algos.recipes.config import ConfigError, config_from_dict, read_config, write_config
 from rlkernel_algos.recipes.plotting import plot_learning_curve
-from rlkernel_algos.trainers import Trainer, seed_everything
+from rlkernel_algos.trainers import Trainer, TrainingLoop, seed_everything
 
 __all__ = ["RunDir", "TrainedPolicy", "completed_summary", "default_run_dir", "prepare_process"]
 
@@ -76,10 +86,64 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.logger = CSVLogger(self.path, METRICS_FILE)
         self.logger.log_hparams({"algo": algo, **json.loads((self.path / CONFIG_FILE).read_text())["config"]})
+        self._open: list[Any] = []
+
+    # ------------------------------------------------------------------ resources
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def closing(self, resource: Any) -> Any:
+        """Close ``resource`` (``shutdown()`` or ``close()``) when the run ends; return it."""
+        self._open.append(resource)
+        return resource
+
+    def close(self) -> None:
+        """Close what :meth:`closing` registered (newest first) and the logger; idempotent."""
+        while self._open:
+            resource = self._open.pop()
+            stop = getattr(resource, "shutdown", None) or getattr(resource, "close", None)
+            if callable(stop):
+                stop()
+        self.logger.close()
+
+    # ------------------------------------------------------------------ the loop
+    def loop(self, collector: Any, config: Any, *, state: dict[str, Any]) -> TrainingLoop:
+        """A :class:`~rlkernel_algos.trainers.TrainingLoop` over ``collector`` that logs into this run
+        and checkpoints ``state`` into ``checkpoints/``, with the config's ``total_frames`` (rounded
+        to the collector's batches), ``seed``, ``log_interval``, ``checkpoint_interval``,
+        ``progress_bar`` and ``stop_at_return``."""
+        return TrainingLoop(
+            collector, total_frames=collector.total_frames, state=state, logger=self.logger,
+            log_interval=config.log_interval, checkpoint_dir=self.checkpoints,
+            checkpoint_interval=config.checkpoint_interval, seed=config.seed, progress_bar=config.progress_bar,
+            stop_at_return=config.stop_at_return,
+        )
+
+    def finish(self, loop: TrainingLoop, *, policy: torch.nn.Module, env: EnvBase) -> dict[str, float]:
+        """Save the policy (with the env's transform statistics), the learning curve and ``summary.json``;
+        return the final metrics. A run that was already complete is left as it is (its summary is returned)."""
+        done = completed_summary(self.path, loop.total_frames)
+        if done is not None and loop.session_frames == 0:
+            self.close()
+            return done
+        self._save_policy(policy, env)
+        self.close()
+        return self._save_results(loop.final_metrics())
+
+    def _save_policy(self, policy: torch.nn.Module, env: EnvBase) -> None:
+        torch.save({"policy": policy.state_dict(), "env": env.state_dict()}, self.path / POLICY_FILE)
+
+    def _save_results(self, metrics: dict[str, float]) -> dict[str, float]:
+        plot_learning_curve(self.path / METRICS_FILE, self.path / CURVE_FILE, title=f"{self.algo} on {self.config.env}")
+        (self.path / SUMMARY_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        return metrics
 
     def train(self, trainer: Trainer, *, policy: torch.nn.Module, env: EnvBase) -> dict[str, float]:
-        """Resume from ``checkpoints/`` if it holds one, train, then save the policy, the
-        curve and ``summary.json``, and close ``env``; return the final metrics.
+        """Run a :class:`~rlkernel_algos.trainers.Trainer` instead of a written-out loop: resume from
+        ``checkpoints/``, train, then save as :meth:`finish` does, and close ``env``.
 
         A run that is already complete (its checkpoint holds ``total_frames`` frames and its
         ``summary.json`` exists) is left as it is: its summary is returned unchanged.
@@ -90,14 +154,12 @@ class RunDir:
             if done is not None and trainer.collected_frames >= trainer.total_frames:
                 return done
             metrics = trainer.train()
-            torch.save({"policy": policy.state_dict(), "env": env.state_dict()}, self.path / POLICY_FILE)
+            self._save_policy(policy, env)
         finally:
             trainer.collector.shutdown()
             self.logger.close()
             env.close()
-        plot_learning_curve(self.path / METRICS_FILE, self.path / CURVE_FILE, title=f"{self.algo} on {self.config.env}")
-        (self.path / SUMMARY_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-        return metrics
+        return self._save_results(metrics)
 
 
 def completed_summary(run_dir: str | os.PathLike[str], total_frames: int) -> dict[str, float] | None:

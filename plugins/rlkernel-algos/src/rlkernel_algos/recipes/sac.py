@@ -1,7 +1,8 @@
 """SAC (v2: twin critics, automatic temperature, Polyak-averaged targets), continuous actions.
 
 Reads top to bottom: config, environment, actor and critics, loss and target updates,
-replay buffer, collector, trainer. The defaults are tuned for ``gym:Pendulum-v1`` (one
+replay buffer, collector, then the training loop written out: store the batch, sample,
+loss, backward, step, soft target update. The defaults are tuned for ``gym:Pendulum-v1`` (one
 gradient step per frame); ``PRESETS`` holds the values for MuJoCo tasks.
 
     rlkernel train sac --env gym:Pendulum-v1 --frames 20000
@@ -13,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rlkernel.collectors import SyncDataCollector
 from rlkernel.data import LazyTensorStorage, TensorDictReplayBuffer
 from rlkernel.envs import EnvBase
@@ -22,9 +21,9 @@ from rlkernel_algos.modules import ProbabilisticActor
 from rlkernel_algos.objectives import SACLoss, SoftUpdate
 from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.networks import q_value_critic, tanh_normal_actor
+from rlkernel_algos.recipes.optim import adam
 from rlkernel_algos.recipes.recipe import Recipe, round_frames
 from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
-from rlkernel_algos.trainers import ReplayBufferHook, Trainer
 
 
 @dataclass
@@ -91,37 +90,43 @@ def make_actor(config: SACConfig, env: EnvBase) -> ProbabilisticActor:
 
 def train(config: SACConfig, run_dir: str | Path) -> dict[str, float]:
     """Train SAC as ``config`` says; write the run into ``run_dir``; return the final metrics."""
-    run = RunDir(run_dir, "sac", config)
     prepare_process(config.seed, config.num_threads)
+    with RunDir(run_dir, "sac", config) as run:
+        env = run.closing(make_env(config, num_envs=config.num_envs))
+        env.set_seed(config.seed)
 
-    env = make_env(config, num_envs=config.num_envs)
-    env.set_seed(config.seed)
+        # Actor, twin critics (the loss copies the critic), temperature, soft target updates.
+        actor = make_actor(config, env)
+        loss = SACLoss(actor, q_value_critic(env, config.hidden_sizes), num_qvalue_nets=2,
+                       alpha_init=config.alpha_init, action_spec=env.action_spec, loss_function="l2",
+                       gamma=config.gamma)
+        target_update = SoftUpdate(loss, tau=config.tau)
+        optimizer = adam(loss.parameters(), config.learning_rate)
 
-    # Actor, twin critics (the loss copies the critic), temperature, soft target updates.
-    actor = make_actor(config, env)
-    loss = SACLoss(actor, q_value_critic(env, config.hidden_sizes), num_qvalue_nets=2,
-                   alpha_init=config.alpha_init, action_spec=env.action_spec, loss_function="l2",
-                   gamma=config.gamma)
-    target_update = SoftUpdate(loss, tau=config.tau)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=config.learning_rate)
+        # Replay buffer, and a collector that acts at random for the first learning_starts frames.
+        buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+        collector = run.closing(SyncDataCollector(
+            env, actor, frames_per_batch=config.frames_per_batch,
+            total_frames=round_frames(config.total_frames, config.frames_per_batch),
+            init_random_frames=config.learning_starts))
 
-    total_frames = round_frames(config.total_frames, config.frames_per_batch)
-    collector = SyncDataCollector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=total_frames,
-                                  init_random_frames=config.learning_starts)
+        updates_per_batch = max(1, round(config.utd_ratio * config.frames_per_batch))
+        loop = run.loop(collector, config, state={"loss": loss, "optimizer": optimizer, "buffer": buffer})
+        for batch in loop:
+            buffer.extend(batch.reshape(-1))
+            if loop.frames < config.learning_starts:
+                continue
+            for _ in range(updates_per_batch):
+                terms = loss(buffer.sample())
+                total = terms["loss_actor"] + terms["loss_qvalue"] + terms["loss_alpha"]
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                target_update.step()
+                loop.record_update(terms)
+            collector.update_policy_weights_()
 
-    trainer = Trainer(
-        collector, loss, optimizer, total_frames=total_frames,
-        optim_steps_per_batch=max(1, round(config.utd_ratio * config.frames_per_batch)),
-        optim_start_frames=config.learning_starts, logger=run.logger, log_interval=config.log_interval,
-        checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
-        progress_bar=config.progress_bar, seed=config.seed,
-        stop_at_return=config.stop_at_return,
-    )
-    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
-    ReplayBufferHook(buffer).register(trainer)
-    trainer.register_op("post_optim", target_update.step)
-
-    return run.train(trainer, policy=actor, env=env)
+        return run.finish(loop, policy=actor, env=env)
 
 
 def load_policy(run_dir: str | Path) -> TrainedPolicy:

@@ -1,7 +1,9 @@
 """TD3 (twin critics, target policy smoothing, delayed actor updates), continuous actions.
 
 Reads top to bottom: config, environment, actor and critics, exploration noise, loss
-and target updates, replay buffer, collector, trainer. The defaults are tuned for
+and target updates, replay buffer, collector, then the training loop written out: store
+the batch, sample, loss (the actor's term every ``policy_delay`` steps), backward, step,
+soft target update. The defaults are tuned for
 ``gym:Pendulum-v1`` (one gradient step per frame).
 
     rlkernel train td3 --env gym:Pendulum-v1 --frames 20000
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from tensordict.nn import TensorDictSequential
 
 from rlkernel.collectors import SyncDataCollector
@@ -23,9 +24,9 @@ from rlkernel_algos.modules import Actor, AdditiveGaussianModule
 from rlkernel_algos.objectives import SoftUpdate, TD3Loss
 from rlkernel_algos.recipes.envs import make_env as make_recipe_env
 from rlkernel_algos.recipes.networks import action_bounds, deterministic_actor, q_value_critic
+from rlkernel_algos.recipes.optim import adam
 from rlkernel_algos.recipes.recipe import Recipe, round_frames
 from rlkernel_algos.recipes.runs import RunDir, TrainedPolicy, prepare_process
-from rlkernel_algos.trainers import ReplayBufferHook, Trainer
 
 
 @dataclass
@@ -99,54 +100,50 @@ def half_range(env: EnvBase) -> float:
 
 def train(config: TD3Config, run_dir: str | Path) -> dict[str, float]:
     """Train TD3 as ``config`` says; write the run into ``run_dir``; return the final metrics."""
-    run = RunDir(run_dir, "td3", config)
     prepare_process(config.seed, config.num_threads)
+    with RunDir(run_dir, "td3", config) as run:
+        env = run.closing(make_env(config, num_envs=config.num_envs))
+        env.set_seed(config.seed)
+        scale = half_range(env)
 
-    env = make_env(config, num_envs=config.num_envs)
-    env.set_seed(config.seed)
-    scale = half_range(env)
+        # Deterministic actor; collection adds Gaussian noise (none under DETERMINISTIC).
+        actor = make_actor(config, env)
+        noise = AdditiveGaussianModule(env.action_spec, sigma_init=config.exploration_noise * scale,
+                                       sigma_end=config.exploration_noise * scale, annealing_num_steps=1)
+        policy = TensorDictSequential(actor, noise)
 
-    # Deterministic actor; collection adds Gaussian noise (none under DETERMINISTIC).
-    actor = make_actor(config, env)
-    noise = AdditiveGaussianModule(env.action_spec, sigma_init=config.exploration_noise * scale,
-                                   sigma_end=config.exploration_noise * scale, annealing_num_steps=1)
-    policy = TensorDictSequential(actor, noise)
+        loss = TD3Loss(actor, q_value_critic(env, config.hidden_sizes), action_spec=env.action_spec,
+                       num_qvalue_nets=2, policy_noise=config.policy_noise * scale,
+                       noise_clip=config.noise_clip * scale, loss_function="l2", gamma=config.gamma)
+        target_update = SoftUpdate(loss, tau=config.tau)
+        optimizer = adam(loss.parameters(), config.learning_rate)
 
-    loss = TD3Loss(actor, q_value_critic(env, config.hidden_sizes), action_spec=env.action_spec,
-                   num_qvalue_nets=2, policy_noise=config.policy_noise * scale,
-                   noise_clip=config.noise_clip * scale, loss_function="l2", gamma=config.gamma)
-    target_update = SoftUpdate(loss, tau=config.tau)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=config.learning_rate)
+        buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+        collector = run.closing(SyncDataCollector(
+            env, policy, frames_per_batch=config.frames_per_batch,
+            total_frames=round_frames(config.total_frames, config.frames_per_batch),
+            init_random_frames=config.learning_starts))
 
-    total_frames = round_frames(config.total_frames, config.frames_per_batch)
-    collector = SyncDataCollector(env, policy, frames_per_batch=config.frames_per_batch, total_frames=total_frames,
-                                  init_random_frames=config.learning_starts)
+        updates_per_batch = max(1, round(config.utd_ratio * config.frames_per_batch))
+        loop = run.loop(collector, config, state={"loss": loss, "optimizer": optimizer, "buffer": buffer})
+        for batch in loop:
+            buffer.extend(batch.reshape(-1))
+            if loop.frames < config.learning_starts:
+                continue
+            for _ in range(updates_per_batch):
+                # Delayed policy updates: the actor's term and the target update every policy_delay steps.
+                update_actor = loop.optim_steps % config.policy_delay == 0
+                terms = loss(buffer.sample())
+                total = terms["loss_qvalue"] + terms["loss_actor"] if update_actor else terms["loss_qvalue"]
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                if update_actor:
+                    target_update.step()
+                loop.record_update(terms)
+            collector.update_policy_weights_()
 
-    trainer = Trainer(
-        collector, loss, optimizer, total_frames=total_frames,
-        optim_steps_per_batch=max(1, round(config.utd_ratio * config.frames_per_batch)),
-        optim_start_frames=config.learning_starts, logger=run.logger, log_interval=config.log_interval,
-        checkpoint_dir=run.checkpoints, checkpoint_interval=config.checkpoint_interval,
-        progress_bar=config.progress_bar, seed=config.seed,
-        stop_at_return=config.stop_at_return,
-    )
-    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
-    ReplayBufferHook(buffer).register(trainer)
-
-    # Delayed policy updates: the actor's term (and the target update) every policy_delay steps.
-    def delay_actor(losses):
-        if trainer.optim_steps % config.policy_delay:
-            return losses.exclude("loss_actor")
-        return losses
-
-    def update_targets() -> None:
-        if (trainer.optim_steps + 1) % config.policy_delay == 0:
-            target_update.step()
-
-    trainer.register_op("post_loss", delay_actor)
-    trainer.register_op("post_optim", update_targets)
-
-    return run.train(trainer, policy=actor, env=env)
+        return run.finish(loop, policy=actor, env=env)
 
 
 def load_policy(run_dir: str | Path) -> TrainedPolicy:

@@ -111,6 +111,10 @@ class EpisodeReturnTracker:
         self.lengths.extend(lengths[order].tolist())
         return returns[order].tolist()
 
+    def drop_unfinished(self) -> None:
+        """Forget the sums of the episodes in progress (their environments were reset)."""
+        self._carry_return = self._carry_length = None
+
     def state_dict(self) -> dict[str, Any]:
         """The window and the unfinished sums (``torch.load(weights_only=True)`` reads it)."""
         return {

@@ -70,6 +70,7 @@ class CheckpointMixin:
             env.set_seed(env_seed)
         if callable(getattr(self.collector, "reset", None)):
             self.collector.reset()
+        self.returns.drop_unfinished()  # the episodes in progress were cut short
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds except the RNG states and the episode restart."""

@@ -27,6 +27,7 @@ from tensordict import TensorDictBase
 
 from rlkernel_algos.trainers.checkpoint import seed_everything
 from rlkernel_algos.trainers.hooks import HookTable, TrainerError
+from rlkernel_algos.trainers.loop import MIN_LOGS
 from rlkernel_algos.trainers.progress import ProgressBar
 from rlkernel_algos.trainers.returns import EpisodeReturnTracker
 from rlkernel_algos.trainers.state import CheckpointMixin
@@ -51,10 +52,6 @@ def _count(name: str, value: Any, *, allow_none: bool = False, allow_zero: bool 
 
 def _is_loss_term(key: Any) -> bool:
     return isinstance(key, str) and (key == "loss" or key.startswith("loss_"))
-
-
-#: The fewest times a run logs its metrics (so a short run still has a curve).
-MIN_LOGS = 20
 
 
 class Trainer(CheckpointMixin):
