@@ -83,6 +83,10 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
     spec when there is a single action or reward, the composite otherwise.
     """
 
+    #: Whether the constructor takes ``num_envs=N`` and builds ``N`` envs stepped together
+    #: (batch size ``(N, ...)``); :func:`rlkernel.make_env` batches the others itself.
+    batches_natively: ClassVar[bool] = False
+
     #: Whether the class's step is a *direct step*: :meth:`_step_into_fn` writes a step into
     #: preallocated output tensors, and that is the class's implementation of a step:
     #: ``_step`` is derived from it here (see :meth:`_step`), and the batched envs' workers and

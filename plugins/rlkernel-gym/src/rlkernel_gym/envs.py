@@ -275,6 +275,8 @@ class GymEnv(GymWrapper):
     torch.Size([2, 4, 1])
     """
 
+    batches_natively = True
+
     def __init__(
         self,
         env_id: str,
