@@ -149,7 +149,7 @@ def test_hooks_run_in_order_with_their_arguments():
         if point in ("batch_process", "process_optim_batch"):
             trainer.register_op(point, lambda td, p=point: calls.append(p) and None)
         elif point == "post_loss":
-            trainer.register_op(point, lambda losses, p=point: calls.append(p) and None)
+            trainer.register_op(point, lambda losses, minibatch, p=point: calls.append(p) and None)
         elif point.endswith("_log"):
             trainer.register_op(point, lambda batch, p=point: calls.append(p) and None)
         else:
@@ -164,7 +164,7 @@ def test_log_hooks_and_post_loss_reach_the_logger(tmp_path):
     with CSVLogger(tmp_path) as logger:
         trainer = ppo_trainer(4 * BATCH, logger=logger)
         trainer.register_op("post_steps_log", lambda batch: {"batch_frames": float(batch.numel())})
-        trainer.register_op("post_loss", lambda losses: losses.set("extra_metric", torch.tensor(2.0)))
+        trainer.register_op("post_loss", lambda losses, minibatch: losses.set("extra_metric", torch.tensor(2.0)))
         metrics = trainer.train()
     series = read_metrics(tmp_path / "metrics.csv")
     assert [s for s, _ in series["batch_frames"]] == [64, 128, 192, 256]
@@ -187,6 +187,12 @@ def test_bad_arguments_are_trainer_errors():
         trainer.register_op("post_los", lambda losses: None)
     with pytest.raises(TrainerError, match="must be callable"):
         trainer.register_op("post_optim", 3)
+    with pytest.raises(TrainerError, match=r"the post_loss hook '<lambda>' must take \(losses, minibatch\)"):
+        trainer.register_op("post_loss", lambda losses: losses)
+    with pytest.raises(TrainerError, match=r"the post_optim hook 'step' must take \(\)"):
+        def step(n):
+            return n
+        trainer.register_op("post_optim", step)
     with pytest.raises(TrainerError, match="already registered"):
         trainer.register_module("replay_buffer", trainer.modules["replay_buffer"])
     args = (trainer.collector, trainer.loss_module, trainer.optimizer)
@@ -229,7 +235,7 @@ def test_an_unreached_stop_at_return_trains_for_all_frames():
 
 def test_a_loss_without_loss_terms_is_reported():
     trainer = ppo_trainer(BATCH)
-    trainer.register_op("post_loss", lambda losses: losses.select("entropy"))
+    trainer.register_op("post_loss", lambda losses, minibatch: losses.select("entropy"))
     with pytest.raises(TrainerError, match=r"returned no 'loss' or 'loss_\*' term"):
         trainer.train()
 

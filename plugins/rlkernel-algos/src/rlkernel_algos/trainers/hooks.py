@@ -9,14 +9,15 @@ A training iteration, and where each hook point runs (as in TorchRL's ``Trainer`
     repeat optim_steps_per_batch times:
         sub = process_optim_batch(batch)    # each fn(batch) -> minibatch (e.g. a replay sample)
         losses = loss_module(sub)
-        losses = post_loss(losses)          # each fn(losses) -> losses (None: keep them)
+        losses = post_loss(losses, sub)     # each fn(losses, minibatch) -> losses (None: keep them)
         backward, clip, optimizer.step()
         post_optim()                        # each fn() (target-network updates, ...)
     post_steps()                            # each fn() (collector weight sync, schedulers, ...)
     post_steps_log(batch)                   # each fn(batch) -> dict of scalars to log, or None
 
-``post_loss`` functions also receive the minibatch when they require two arguments
-(``fn(losses, minibatch)``): a prioritized replay buffer updates its priorities there.
+Every hook point calls its functions with the same arguments (:data:`HOOK_SIGNATURES`);
+registering a function that cannot take them is a :class:`TrainerError` at once. A
+prioritized replay buffer updates its priorities in ``post_loss``, from the minibatch.
 """
 
 from __future__ import annotations
@@ -28,39 +29,41 @@ from typing import Any
 
 from rlkernel.errors import RLKernelError
 
-__all__ = ["HOOK_POINTS", "HookTable", "TrainerError"]
+__all__ = ["HOOK_POINTS", "HOOK_SIGNATURES", "HookTable", "TrainerError"]
 
+#: The arguments each hook point passes to its functions, in the order an iteration reaches them.
+HOOK_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "batch_process": ("batch",),
+    "pre_steps_log": ("batch",),
+    "pre_optim_steps": (),
+    "process_optim_batch": ("batch",),
+    "post_loss": ("losses", "minibatch"),
+    "post_optim": (),
+    "post_steps": (),
+    "post_steps_log": ("batch",),
+}
 #: Every hook point, in the order an iteration reaches them.
-HOOK_POINTS: tuple[str, ...] = (
-    "batch_process",
-    "pre_steps_log",
-    "pre_optim_steps",
-    "process_optim_batch",
-    "post_loss",
-    "post_optim",
-    "post_steps",
-    "post_steps_log",
-)
+HOOK_POINTS: tuple[str, ...] = tuple(HOOK_SIGNATURES)
 
 
 class TrainerError(RLKernelError, ValueError):
     """A trainer was given a bad argument, hook or checkpoint."""
 
 
-def _arity(fn: Callable[..., Any]) -> int:
-    """How many positional arguments ``fn`` requires (parameters with defaults do not count;
-    a large number for ``*args``)."""
+def _check_signature(point: str, fn: Callable[..., Any]) -> None:
+    """Refuse ``fn`` at ``point`` unless it can be called with that point's arguments."""
+    arguments = HOOK_SIGNATURES[point]
     try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    count = 0
-    for p in params:
-        if p.kind == p.VAR_POSITIONAL:
-            return 99
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            count += 1
-    return count
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError as err:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise TrainerError(
+            f"the {point} hook {name!r} must take ({', '.join(arguments)}), but its signature is {signature}: {err}"
+        ) from None
 
 
 class HookTable:
@@ -74,7 +77,6 @@ class HookTable:
 
     def __init__(self) -> None:
         self._ops: dict[str, list[Callable[..., Any]]] = {point: [] for point in HOOK_POINTS}
-        self._two_args: set[int] = set()
 
     def register(self, point: str, fn: Callable[..., Any]) -> None:
         """Append ``fn`` to the functions run at ``point`` (one of :data:`HOOK_POINTS`)."""
@@ -84,8 +86,7 @@ class HookTable:
             raise TrainerError(f"unknown hook point {point!r} (hook points: {', '.join(HOOK_POINTS)}){hint}")
         if not callable(fn):
             raise TrainerError(f"the hook registered at {point!r} must be callable, got {type(fn).__name__}")
-        if point == "post_loss" and _arity(fn) >= 2:
-            self._two_args.add(id(fn))
+        _check_signature(point, fn)
         self._ops[point].append(fn)
 
     def __getitem__(self, point: str) -> list[Callable[..., Any]]:
@@ -100,9 +101,9 @@ class HookTable:
         return value
 
     def post_loss(self, losses: Any, minibatch: Any) -> Any:
-        """Run the ``post_loss`` functions (with the minibatch for two-argument ones)."""
+        """Run the ``post_loss`` functions: ``fn(losses, minibatch)``."""
         for fn in self._ops["post_loss"]:
-            out = fn(losses, minibatch) if id(fn) in self._two_args else fn(losses)
+            out = fn(losses, minibatch)
             if out is not None:
                 losses = out
         return losses
