@@ -232,5 +232,6 @@ def test_a_plugin_adds_a_command_and_a_broken_one_is_reported(site: Path) -> Non
     assert "plugin 'badcmd' could not add its commands: RuntimeError: adding commands blew up" in out.stderr
     half = run(site, "import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['half-added']))")
     assert half.returncode == 2 and "invalid choice: 'half-added'" in half.stderr  # withdrawn with its plugin
-    gone = run(site, "import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['hello']))", RLKERNEL_DISABLE_PLUGINS="hello")
+    gone = run(site, "import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['hello']))",
+               RLKERNEL_DISABLE_PLUGINS="hello")
     assert gone.returncode == 2 and "invalid choice: 'hello'" in gone.stderr

@@ -1,4 +1,4 @@
-"""``rlkernel train`` / ``rlkernel eval`` (rlkernel_algos.cli, added to ``rlkernel`` by the plugin hook) driving the registered recipes."""
+"""``rlkernel train`` / ``rlkernel eval`` (rlkernel_algos.cli, added to ``rlkernel`` by the plugin hook)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from recipes_smoke import SMOKE, batch_frames
 
 import rlkernel
 from rlkernel.testing import CountingEnv
 from rlkernel_algos.recipes import get_recipe
 from rlkernel_algos.recipes.envs import RecipeEnvError, make_env
 from rlkernel_algos.recipes.evaluation import evaluate
-from recipes_smoke import SMOKE, batch_frames
 
 TEMPLATE_SRC = Path(__file__).resolve().parents[3] / "docs" / "plugin-template" / "src"
 CONTINUOUS = ["ppo", "a2c", "ddpg", "td3", "sac"]
@@ -75,7 +75,8 @@ def test_several_observation_keys_become_one_vector():
     try:
         assert type(env.base_env).__name__ == "SerialEnv"  # dm_control does not batch natively
         td = env.rollout(3)
-        assert td["observation"].shape == (2, 3, 5) and td["observation"].dtype == torch.float32  # position 3 + velocity 2
+        assert td["observation"].shape == (2, 3, 5)  # position (3) and velocity (2), concatenated
+        assert td["observation"].dtype == torch.float32
         assert env.action_spec.dtype == torch.float32
     finally:
         env.close()

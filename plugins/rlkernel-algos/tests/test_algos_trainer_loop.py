@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 import torch
-
 from recipes_smoke import SMOKE
+
 from rlkernel.collectors import SyncDataCollector
 from rlkernel.testing import CountingEnv
 from rlkernel_algos.loggers.csv_logger import CSVLogger, read_metrics
