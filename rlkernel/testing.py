@@ -6,11 +6,15 @@ these exist so the core can test itself without any backend installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 
 from rlkernel.envs.common import EnvBase
-from rlkernel.errors import EnvError
+from rlkernel.envs.step import NestedKey
+from rlkernel.errors import ActionError, EnvError
 from rlkernel.specs import Bounded, Categorical, Composite, Unbounded
 
 
@@ -111,6 +115,11 @@ class CartPoleEnv(EnvBase):
     - reward ``1.0`` every step; ``terminated`` when ``|x| > 2.4`` or ``|theta| > 12`` degrees;
       ``truncated`` after ``max_steps`` steps of an episode (``None``: never).
 
+    Its step is a *direct step* (:data:`~rlkernel.envs.EnvBase.direct_step`): it writes into
+    the caller's tensors, so the batched envs and the collectors take the path they take
+    for gymnasium's envs in ``rlkernel-gym``; a subclass that defines ``_step`` is stepped
+    through it instead.
+
     Start states are drawn uniformly in ``[-0.05, 0.05]`` for each of the four values, from the
     env's own generator once :meth:`set_seed` has been called, else from torch's global one.
     A partial reset (``"_reset"`` mask) redraws the masked sub-environments only. ``num_envs=N``
@@ -124,6 +133,7 @@ class CartPoleEnv(EnvBase):
     """
 
     batches_natively = True
+    direct_step = True
 
     #: The observation's upper bounds (the lower ones are their negatives): twice the
     #: termination thresholds for ``x`` and ``theta``, and a speed no episode reaches.
@@ -202,8 +212,8 @@ class CartPoleEnv(EnvBase):
             self.steps[mask] = 0
         return TensorDict(self._observe(), self.batch_size, device=self.device)
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get("action")
+    def _advance(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the equations of motion; returns ``(terminated, truncated)`` of shape ``batch_size``."""
         if self.continuous:
             force = self.FORCE * action.to(self.dtype).squeeze(-1)
         else:
@@ -219,20 +229,42 @@ class CartPoleEnv(EnvBase):
         x_acc = temp - pole_moment * theta_acc * cos / total_mass
         tau = self.TAU
         new = torch.stack((x + tau * x_dot, x_dot + tau * x_acc, theta + tau * theta_dot, theta_dot + tau * theta_acc))
-        new = new.movedim(0, -1)
-        self.state = torch.minimum(torch.maximum(new, -self._high), self._high)
+        self.state = torch.minimum(torch.maximum(new.movedim(0, -1), -self._high), self._high)
         self.steps += 1
         terminated = (self.state[..., 0].abs() > self.X_THRESHOLD) | (self.state[..., 2].abs() > self.THETA_THRESHOLD)
         if self.max_steps is None:
-            truncated = torch.zeros_like(terminated)
-        else:
-            truncated = (self.steps >= self.max_steps) & ~terminated
-        out = self._observe()
-        out["reward"] = torch.ones((*self.batch_size, 1), device=self.device)
-        out["terminated"] = terminated.unsqueeze(-1)
-        out["truncated"] = truncated.unsqueeze(-1)
-        out["done"] = out["terminated"] | out["truncated"]
-        return TensorDict(out, self.batch_size, device=self.device)
+            return terminated, torch.zeros_like(terminated)
+        return terminated, (self.steps >= self.max_steps) & ~terminated
+
+    def _step_into_fn(
+        self, inputs: MutableMapping[NestedKey, Any], outputs: Mapping[NestedKey, torch.Tensor]
+    ) -> Callable[[], None] | None:
+        """The direct step (the class declares :data:`~rlkernel.envs.EnvBase.direct_step`): the
+        equations of motion, then the observation, reward and flags written into ``outputs``."""
+        keys = {"reward", "done", "terminated", "truncated"}
+        keys |= set() if self.pixels_only else {"observation"}
+        keys |= {"pixels"} if self.from_pixels else set()
+        if set(outputs) != keys:
+            return None
+        observation, pixels = outputs.get("observation"), outputs.get("pixels")
+        reward, done = outputs["reward"], outputs["done"]
+        terminated_out, truncated_out = outputs["terminated"], outputs["truncated"]
+
+        def step() -> None:
+            action = inputs.get("action")
+            if action is None:
+                raise ActionError("CartPoleEnv.step: the action key 'action' is missing")
+            terminated, truncated = self._advance(action)
+            if observation is not None:
+                observation.copy_(self.state)
+            if pixels is not None:
+                pixels.copy_(self.render())
+            reward.fill_(1.0)
+            terminated_out.copy_(terminated.unsqueeze(-1))
+            truncated_out.copy_(truncated.unsqueeze(-1))
+            torch.logical_or(terminated_out, truncated_out, out=done)
+
+        return step
 
     def render(self) -> torch.Tensor:
         """The picture of the current state: ``uint8`` of shape ``(*batch_size, H, W, 3)``.

@@ -12,6 +12,7 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 
 from rlkernel.collectors import TRAJ_IDS_KEY
+from rlkernel.testing import CartPoleEnv, CountingEnv
 
 
 class CategoricalSample(nn.Module):
@@ -59,15 +60,13 @@ def zero_policy() -> TensorDictModule:
     return TensorDictModule(AlwaysZero(), ["observation"], ["action"])
 
 
-def cartpole(num_envs: int | None = None):
-    """``rlkernel_gym.GymEnv("CartPole-v1", num_envs=...)``."""
-    from rlkernel_gym import GymEnv
-
-    return GymEnv("CartPole-v1", num_envs=num_envs)
+def cartpole(num_envs: int | None = None) -> CartPoleEnv:
+    """The core's cart-pole (``rlkernel.testing.CartPoleEnv``), ``num_envs`` of them batched."""
+    return CartPoleEnv(num_envs=num_envs)
 
 
 class CrashingCartPole:
-    """A factory of CartPole envs whose ``_step`` raises after ``after`` steps (in one worker).
+    """A factory of cart-pole envs whose ``_step`` raises after ``after`` steps (in one worker).
 
     The crashing env is a subclass with its own ``_step``: a class that defines ``_step``
     is stepped through it everywhere (a method patched on an instance is not: the direct
@@ -77,14 +76,12 @@ class CrashingCartPole:
     def __init__(self, after: int, crash: bool = True, num_envs: int | None = None) -> None:
         self.after, self.crash, self.num_envs = after, crash, num_envs
 
-    def __call__(self):
+    def __call__(self) -> CartPoleEnv:
         if not self.crash:
             return cartpole(self.num_envs)
-        from rlkernel_gym import GymEnv
-
         after = self.after
 
-        class Crashing(GymEnv):
+        class Crashing(CartPoleEnv):
             count = 0
 
             def _step(self, td):
@@ -93,7 +90,7 @@ class CrashingCartPole:
                     raise ValueError(f"boom after {after} steps")
                 return super()._step(td)
 
-        return Crashing("CartPole-v1", num_envs=self.num_envs)
+        return Crashing(num_envs=self.num_envs)
 
 
 def failing_factory():
@@ -164,6 +161,4 @@ def late_out_of_bounds_policy(good_steps: int, value: float = 7.0) -> TensorDict
 
 def counting_env(batch_size: tuple[int, ...] = (), check_actions: bool = True):
     """A ``CountingEnv`` that never terminates in a test (``max_count=1e9``)."""
-    from rlkernel.testing import CountingEnv
-
     return CountingEnv(max_count=1e9, batch_size=batch_size, check_actions=check_actions)

@@ -1,6 +1,6 @@
 """Run by ``torchrun --nproc_per_node=3`` in ``test_collectors_distributed.py``.
 
-Rank 0 learns, ranks 1 and 2 collect CartPole with a greedy MLP policy. The learner sets
+Rank 0 learns, ranks 1 and 2 collect the core's cart-pole with a greedy MLP policy. The learner sets
 its last layer so that the policy always picks action 0 before start-up (the collectors
 must receive those weights), then after two batches switches it to action 1 and pushes the
 update. It writes what it saw to the JSON file named by the first argument.

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rlkernel_gym")
-
 SCRIPT = Path(__file__).with_name("distributed_cartpole.py")
 
 

@@ -1,7 +1,7 @@
-"""Multi-process collectors with real worker processes over gymnasium CartPole.
+"""Multi-process collectors with real worker processes over the core's cart-pole.
 
 The first test uses the default ``"spawn"`` context. The others use a ``"forkserver"``
-context whose server preloads torch, gymnasium and the helpers, so
+context whose server preloads torch, tensordict, rlkernel and the helpers, so
 that each worker starts in a fraction of a second instead of importing torch again.
 """
 
@@ -33,8 +33,6 @@ from rlkernel.collectors import (
 from rlkernel.collectors.multi import WORKER_KEY
 from rlkernel.errors import WorkerError
 
-pytest.importorskip("rlkernel_gym")
-
 GUARD_S = 90  # hang guards: generous, only there so that a regression fails instead of hanging
 
 
@@ -49,7 +47,7 @@ def set_last_layer(policy, bias):
 @pytest.fixture(scope="module")
 def fast_ctx():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "tensordict", "gymnasium", "rlkernel_gym", "collectors_testing",
+    ctx.set_forkserver_preload(["torch", "tensordict", "rlkernel.testing", "collectors_testing",
                                 "rlkernel.collectors.worker", "rlkernel.collectors.sync"])
     return ctx
 

@@ -1,4 +1,4 @@
-"""SyncDataCollector on real gymnasium CartPole (through rlkernel_gym) and the core CountingEnv."""
+"""SyncDataCollector on the core's cart-pole and CountingEnv (``rlkernel.testing``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 from collectors_testing import (
+    cartpole,
     check_trajectories,
     greedy_policy,
     mlp,
@@ -28,13 +29,6 @@ from rlkernel.collectors import (
 from rlkernel.errors import RLKernelError
 from rlkernel.exploration import ExplorationType, exploration_type
 from rlkernel.testing import CountingEnv
-
-rlkernel_gym = pytest.importorskip("rlkernel_gym")
-GymEnv = rlkernel_gym.GymEnv
-
-
-def cartpole(num_envs=None):
-    return GymEnv("CartPole-v1", num_envs=num_envs)
 
 
 # ---------------------------------------------------------------------- frames and shapes

@@ -1,4 +1,6 @@
-"""ParallelEnv on real processes: CountingEnv, gymnasium and dm_control environments.
+"""ParallelEnv on real processes: the core's CountingEnv and cart-pole (a direct-step env, as
+gymnasium's are), and gymnasium's and dm_control's own environments when those plugins are
+installed.
 
 Environments are module-scoped and shared between tests (start-up costs a process each).
 Tests that need a fresh environment build a small one.
@@ -6,6 +8,7 @@ Tests that need a fresh environment build a small one.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 
@@ -15,7 +18,7 @@ import torch
 from rlkernel.envs import check_env_specs, step_mdp
 from rlkernel.envs.batched import ParallelEnv, SerialEnv
 from rlkernel.errors import EnvError
-from rlkernel.testing import CountingEnv
+from rlkernel.testing import CartPoleEnv, CountingEnv
 
 
 def ones(*shape: int) -> torch.Tensor:
@@ -42,7 +45,7 @@ def gym_env(env_id: str):
 
 @pytest.fixture(scope="module")
 def cartpole():
-    env = ParallelEnv(3, gym_env("CartPole-v1"))
+    env = ParallelEnv(3, CartPoleEnv)
     yield env
     env.close()
 
@@ -185,19 +188,19 @@ class TestStartMethods:
 
 def _same_as_serial_and_singles(parallel: ParallelEnv, factory, num_steps: int = 20) -> None:
     """Same seeds and actions: ParallelEnv == SerialEnv == independent environments."""
-    n = parallel.num_workers
+    n, stride = parallel.num_workers, max(1, parallel.sub_batch_size.numel())  # seeds: 11 + i * stride
     serial = SerialEnv(n, factory)
     singles = [factory() for _ in range(n)]
     torch.manual_seed(0)
     acts = parallel.full_action_spec.rand((num_steps,))
     acts = acts.get("action") if not isinstance(acts, torch.Tensor) else acts
-    assert parallel.set_seed(11) == 11 + n
-    assert serial.set_seed(11) == 11 + n
+    assert parallel.set_seed(11) == 11 + n * stride
+    assert serial.set_seed(11) == 11 + n * stride
     par = parallel.rollout(num_steps, policy=replay(acts), break_when_any_done=False)
     ser = serial.rollout(num_steps, policy=replay(acts), break_when_any_done=False)
     assert (par == ser).all()
     for i, single in enumerate(singles):
-        single.set_seed(11 + i)
+        single.set_seed(11 + i * stride)
         ref = single.rollout(num_steps, policy=replay(acts[:, i]), break_when_any_done=False)
         assert (par[i] == ref).all()
     key = parallel.observation_keys[0]
@@ -207,12 +210,12 @@ def _same_as_serial_and_singles(parallel: ParallelEnv, factory, num_steps: int =
         single.close()
 
 
-class TestGymnasium:
+class TestCartPole:
     def test_cartpole_specs(self, cartpole) -> None:
         check_env_specs(cartpole, num_steps=30)
 
     def test_cartpole_matches_serial_and_singles(self, cartpole) -> None:
-        _same_as_serial_and_singles(cartpole, gym_env("CartPole-v1"), num_steps=40)
+        _same_as_serial_and_singles(cartpole, CartPoleEnv, num_steps=40)
 
     def test_cartpole_partial_reset(self, cartpole) -> None:
         cartpole.set_seed(0)
@@ -230,6 +233,21 @@ class TestGymnasium:
         assert not roll["next", "done"][:, :-1].any()
         assert cartpole.rollout(50, break_when_any_done=False).batch_size == torch.Size([3, 50])
 
+    def test_batched_sub_envs(self) -> None:
+        with ParallelEnv(2, CartPoleEnv, {"num_envs": 2}) as env:
+            assert env.batch_size == torch.Size([2, 2])
+            check_env_specs(env, num_steps=30)
+            _same_as_serial_and_singles(env, functools.partial(CartPoleEnv, num_envs=2), num_steps=30)
+
+    def test_cartpole_pixels(self) -> None:
+        with ParallelEnv(2, CartPoleEnv, {"from_pixels": True}) as env:
+            assert env.observation_spec["pixels"].shape == (2, 64, 96, 3)
+            check_env_specs(env, num_steps=3)
+            td = env.rollout(3, break_when_any_done=False)
+            assert td["next", "pixels"].dtype == torch.uint8 and td["next", "pixels"].float().std() > 0
+
+
+class TestGymnasium:
     def test_pendulum_specs(self, pendulum) -> None:
         check_env_specs(pendulum)
 
@@ -247,7 +265,6 @@ class TestGymnasium:
         with ParallelEnv(2, gym.GymEnv, {"env_id": "CartPole-v1", "num_envs": 2}) as env:
             assert env.batch_size == torch.Size([2, 2])
             check_env_specs(env, num_steps=30)
-
 
     def test_dict_observation_env(self) -> None:
         pytest.importorskip("rlkernel_gym")

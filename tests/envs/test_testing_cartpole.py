@@ -8,8 +8,10 @@ import math
 import pytest
 import torch
 from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
 
 import rlkernel
+from rlkernel.collectors import SyncDataCollector
 from rlkernel.envs import check_env_specs
 from rlkernel.errors import EnvError
 from rlkernel.specs import Bounded, Categorical
@@ -147,3 +149,17 @@ def test_action_specs_and_the_registered_name():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(EnvError, match=match):
         CartPoleEnv(**kwargs)
+
+
+def test_the_direct_step_in_a_collector_gives_what_step_gives():
+    assert CartPoleEnv.direct_step  # the collectors bind its direct step, as they do gymnasium's
+    env = CartPoleEnv(num_envs=2, max_steps=30)
+    env.set_seed(5)
+    expected = env.rollout(60, lambda td: td.set("action", torch.tensor([0, 1])), break_when_any_done=False)
+    policy = TensorDictModule(lambda obs: torch.tensor([0, 1]).expand(obs.shape[:-1]), ["observation"], ["action"])
+    collector = SyncDataCollector(CartPoleEnv(num_envs=2, max_steps=30), policy, frames_per_batch=120, seed=5)
+    batch = collector.next()
+    collector.shutdown()
+    assert expected["next", "done"].any()  # episodes ended and restarted inside the batch
+    for key in ("observation", ("next", "observation"), ("next", "done"), ("next", "truncated")):
+        torch.testing.assert_close(batch[key], expected[key])
