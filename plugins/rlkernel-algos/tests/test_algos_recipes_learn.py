@@ -7,29 +7,43 @@ import json
 import pytest
 
 from rlkernel_algos.recipes import RECIPE_NAMES
-from rlkernel_algos.recipes.learn import BEGIN, END, TASKS, main, render_table, write_table
+from rlkernel_algos.recipes.learn import BEGIN, END, TASKS, Task, main, render_table, run_seed, write_table
 
 
 def test_tasks_cover_every_recipe_and_the_targets():
     assert {t.algo for t in TASKS} == set(RECIPE_NAMES)
     by_name = {t.name: t for t in TASKS}
     assert (by_name["ppo-cartpole"].frames, by_name["ppo-cartpole"].target) == (100_000, 475.0)
+    assert (by_name["sac-dmc-cartpole-balance"].frames, by_name["sac-dmc-cartpole-balance"].target) == (30_000, 900.0)
+    assert (by_name["ppo-dmc-cartpole-balance"].frames, by_name["ppo-dmc-cartpole-balance"].target) == (200_000, 800.0)
     assert by_name["sac-hopper"].long and not by_name["sac-pendulum"].long
-    assert by_name["ppo-cartpole"].train_command("runs/x") == (
-        "rlkernel train ppo --env gym:CartPole-v1 --frames 100000 --seed 0 --run-dir runs/x"
+    assert by_name["ppo-cartpole"].train_command(2, "runs/x") == (
+        "rlkernel train ppo --env gym:CartPole-v1 --frames 100000 --seed 2 --run-dir runs/x --no-progress"
     )
 
 
-def test_table_lists_run_and_missing_tasks(tmp_path):
-    (tmp_path / "dqn-cartpole").mkdir()
-    (tmp_path / "dqn-cartpole" / "eval.json").write_text(json.dumps({
-        "algo": "dqn", "env": "gym:CartPole-v1", "frames": 100096, "seed": 0, "train_wall_time_s": 83.4,
-        "mean": 500.0, "std": 0.0, "target": 475.0, "passed": True,
+def _result(root, task, seed, mean, wall=80.0):
+    folder = root / task / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({
+        "algo": "dqn", "env": "gym:CartPole-v1", "frames": 100096, "seed": seed, "train_wall_time_s": wall,
+        "mean": mean, "std": 0.0, "target": 475.0,
     }))
+
+
+def test_table_reports_the_median_of_the_seeds(tmp_path):
+    _result(tmp_path, "dqn-cartpole", 0, 145.0, wall=70.0)
+    _result(tmp_path, "dqn-cartpole", 1, 500.0, wall=80.0)
+    _result(tmp_path, "dqn-cartpole", 2, 500.0, wall=90.0)
+    _result(tmp_path, "ppo-cartpole", 0, 500.0)
+    _result(tmp_path, "ppo-cartpole", 1, 200.0)
+    _result(tmp_path, "ppo-cartpole", 2, 300.0)
     table = render_table(tmp_path).splitlines()
-    assert table[0].startswith("| algo | env | frames | seed | train wall time |")
-    assert "| dqn | gym:CartPole-v1 | 100,096 | 0 | 83 s | 500.0 ± 0.0 | >= 475 | yes |" in table
-    assert "| ppo | gym:CartPole-v1 | 100,000 | 0 | not run | | >= 475 | |" in table
+    assert table[0].startswith("| algo | env | frames | seeds | train wall time (median) |")
+    assert "| dqn | gym:CartPole-v1 | 100,096 | 0, 1, 2 | 80 s | 145.0, 500.0, 500.0 | 500.0 | >= 475 | yes |" in table
+    assert ("| ppo | gym:CartPole-v1 | 100,096 | 0, 1, 2 | 80 s | 500.0, 200.0, 300.0 | 300.0 | >= 475 | **no** |"
+            in table)
+    assert "| a2c | gym:CartPole-v1 | 500,000 | not run | | | | >= 450 | |" in table
     assert len(table) == 2 + len(TASKS)
 
 
@@ -51,3 +65,14 @@ def test_unknown_task_is_an_error(tmp_path, capsys):
     assert "unknown task 'ppo-moon'" in capsys.readouterr().err
     assert main(["--table-only", "--root", str(tmp_path), "--write", str(tmp_path / "r.md")]) == 0
     assert "not run" in (tmp_path / "r.md").read_text()
+
+
+def test_a_seed_runs_the_two_commands_a_user_types(tmp_path):
+    task = Task("ppo-counting", "ppo", "testing:counting", 512, 0.0)
+    result = run_seed(task, 1, tmp_path)
+    run_dir = tmp_path / "ppo-counting" / "seed-1"
+    assert result["train_command"] == task.train_command(1, run_dir)
+    assert result["eval_command"] == f"rlkernel eval {run_dir} --episodes 10"
+    assert (result["seed"], result["frames"]) == (1, 512) and len(result["returns"]) == 10
+    assert json.loads((run_dir / "result.json").read_text()) == result
+    assert json.loads((run_dir / "config.json").read_text())["config"]["seed"] == 1
