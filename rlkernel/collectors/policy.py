@@ -154,7 +154,7 @@ class PolicyCaller:
         if fast is None or self.moves or skip_existing():
             self._call_slow(td)
             return
-        out = fast(*gather(td, self._in_paths))  # exact: no step needs a batch size
+        out = fast.run(gather(td, self._in_paths))  # exact: no step needs a batch size
         batch_size = td.batch_size
         batch_dims = len(batch_size)
         for path, value in zip(self._out_paths, out):

@@ -97,6 +97,8 @@ def test_runner_applies_the_spec_fit_of_rlkernel_actors():
     got = ModuleRunner(actor, "actor").outputs(td)["action"]
     torch.testing.assert_close(got, actor(td.clone())["action"])
     assert got.max() <= 0.5
+    stopped = ModuleRunner(actor, "actor").outputs(td, stop_at="action")["action"]  # waits for the cast
+    torch.testing.assert_close(stopped, got)
 
 
 def test_runner_falls_back_on_tensordict_for_custom_probabilistic_modules():

@@ -71,6 +71,7 @@ class ModuleRunner:
         for step in self.steps:
             self._internal.append([k in written for k in step.in_keys])
             written.update(step.out_keys)
+        self._last_writer = {key: i for i, step in enumerate(self.steps) for key in step.out_keys}
         self.in_keys: list[NestedKey] = call.in_keys
         self.out_keys: list[NestedKey] = call.out_keys
         external = self.in_keys
@@ -112,14 +113,15 @@ class ModuleRunner:
             nxt: read the inputs under ``"next"`` (the next step's observation, ...).
             overrides: inputs to use instead of the source's (e.g. a freshly sampled action).
             batch_shape: the batch shape given to modules that need a TensorDict.
-            stop_at: stop as soon as this key is computed (skips e.g. a greedy head).
+            stop_at: stop once this key has its final value (skips e.g. a greedy head; a key
+                rewritten by a later step, such as an action cast to the spec, waits for it).
         """
         values: dict = {}
         for index, step in enumerate(self.steps):
             out = step.run(self._inputs(index, values, source, nxt, overrides), batch_shape)
             for key, value in zip(step.out_keys, out):
                 values[key] = value
-            if stop_at is not None and stop_at in values:
+            if stop_at is not None and index == self._last_writer.get(stop_at, -1):
                 break
         return values
 
