@@ -5,7 +5,8 @@ private names of tensordict to skip checks that the data have already passed, or
 take a ``tensordict.nn`` module apart into tensor calls. Each one is wrapped here in a
 small typed function that says what it does and what it falls back to when the private
 name is absent (a slower public call, or ``None`` for "unknown", on which the caller
-takes its general path).
+takes its general path). Public names that moved between the known versions are here too
+(:func:`interaction_type`, exported by ``tensordict.nn`` from 0.15.1 on).
 
 :data:`KNOWN_VERSIONS` lists the tensordict versions these functions were checked
 against, :data:`SUPPORTED` the declared range (the one in ``pyproject.toml``). Importing
@@ -26,12 +27,12 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import InteractionType, ProbabilisticTensorDictModule, TensorDictModule
 from tensordict.nn import probabilistic as _probabilistic
+from torch import distributions as D
 
 try:
     from tensordict.nn import interaction_type
 except ImportError:  # tensordict 0.15.0 has it in tensordict.nn.probabilistic only
     from tensordict.nn.probabilistic import interaction_type
-from torch import distributions as D
 
 __all__ = [
     "KNOWN_VERSIONS",
