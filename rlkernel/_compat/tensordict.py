@@ -6,7 +6,7 @@ take a ``tensordict.nn`` module apart into tensor calls. Each one is wrapped her
 small typed function that says what it does and what it falls back to when the private
 name is absent (a slower public call, or ``None`` for "unknown", on which the caller
 takes its general path). Public names that moved between the known versions are here too
-(:func:`interaction_type`, exported by ``tensordict.nn`` from 0.15.3 on).
+(:func:`interaction_type`, exported by ``tensordict.nn`` from 0.15.2 on).
 
 :data:`KNOWN_VERSIONS` lists the tensordict versions these functions were checked
 against, :data:`SUPPORTED` the declared range (the one in ``pyproject.toml``). Importing
@@ -31,7 +31,7 @@ from torch import distributions as D
 
 try:
     from tensordict.nn import interaction_type
-except ImportError:  # tensordict 0.15.0 has it in tensordict.nn.probabilistic only
+except ImportError:  # tensordict 0.15.0 and 0.15.1 have it in tensordict.nn.probabilistic only
     from tensordict.nn.probabilistic import interaction_type
 
 __all__ = [
