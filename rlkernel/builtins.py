@@ -28,7 +28,12 @@ def rlkernel_register(registry: Registry) -> None:
     registry.envs.register(
         "testing:cartpole",
         "rlkernel.testing:CartPoleEnv",
-        doc="Cart-pole balancing in pure torch (discrete or continuous actions, optional pixels), for tests.",
+        doc="Cart-pole balancing in pure torch (two discrete actions, optional pixels), for tests.",
+    )
+    registry.envs.register(
+        "testing:cartpole-continuous",
+        "rlkernel.testing:ContinuousCartPoleEnv",
+        doc="The pure-torch cart-pole with a continuous force in [-1, 1], for tests.",
     )
     registry.kernels.register("sum_tree:torch", "rlkernel.data.kernels.torch_trees:SumTree")
     registry.kernels.register("min_tree:torch", "rlkernel.data.kernels.torch_trees:MinTree")

@@ -289,3 +289,11 @@ class CartPoleEnv(EnvBase):
         image[cart] = 0
         image[pole] = torch.tensor((204, 153, 102), dtype=torch.uint8, device=self.device)
         return image.reshape(*self.batch_size, height, width, 3)
+
+
+class ContinuousCartPoleEnv(CartPoleEnv):
+    """:class:`CartPoleEnv` with ``continuous=True``: the action is a force in ``[-1, 1]`` (units
+    of 10 N), registered as ``testing:cartpole-continuous`` for code that picks envs by name."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(continuous=True, **kwargs)

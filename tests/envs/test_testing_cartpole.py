@@ -15,7 +15,7 @@ from rlkernel.collectors import SyncDataCollector
 from rlkernel.envs import check_env_specs
 from rlkernel.errors import EnvError
 from rlkernel.specs import Bounded, Categorical
-from rlkernel.testing import CartPoleEnv
+from rlkernel.testing import CartPoleEnv, ContinuousCartPoleEnv
 
 
 def reference_step(state: list[float], force: float) -> list[float]:
@@ -135,6 +135,9 @@ def test_action_specs_and_the_registered_name():
     assert CartPoleEnv(continuous=True).action_spec == Bounded(-1.0, 1.0, shape=(1,))
     env = rlkernel.make_env("testing:cartpole", num_envs=4, continuous=True)
     assert type(env) is CartPoleEnv and env.batch_size == (4,)  # batched natively
+    env = rlkernel.make_env("testing:cartpole-continuous", num_envs=2)
+    assert type(env) is ContinuousCartPoleEnv and env.batch_size == (2,) and env.direct_step
+    assert env.action_spec == Bounded(-1.0, 1.0, shape=(2, 1))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""A name or command whose plugin is absent says which distribution to install, or that it is disabled."""
+"""A name whose plugin is absent says which distribution to install.
+
+That an installed plugin switched off is reported as disabled, not missing, is tested with
+the plugins that provide the names (``plugins/rlkernel-gym/tests/test_gym_plugin_hints.py``,
+``plugins/rlkernel-algos/tests/test_algos_plugin_hints.py``)."""
 
 from __future__ import annotations
 
@@ -35,39 +39,6 @@ def test_a_namespace_of_a_distribution_that_is_not_installed() -> None:
         "unknown env name 'vmas:balance': the namespace 'vmas' is not registered; rlkernel-marl provides it and is "
         "not installed: pip install rlkernel-marl"
     )
-
-
-def test_a_disabled_plugin_is_reported_as_disabled_not_missing() -> None:
-    out = run(MAKE.format(name="gym:CartPole-v1"), RLKERNEL_DISABLE_PLUGINS="gym")
-    assert out.returncode == 0, out.stderr
-    assert "rlkernel-gym provides it and is installed, but its plugin 'gym' is disabled by RLKERNEL_DISABLE_PLUGINS" \
-        in out.stdout
-
-
-def test_a_command_of_a_disabled_plugin() -> None:
-    out = run("import sys, rlkernel.cli; sys.exit(rlkernel.cli.main(['train']))", RLKERNEL_DISABLE_PLUGINS="all")
-    assert out.returncode == 2
-    assert out.stderr.strip() == (
-        "rlkernel: error: no installed plugin adds the command 'train': rlkernel-algos provides it and is installed, "
-        "but its plugin 'algos' is disabled by RLKERNEL_DISABLE_PLUGINS"
-    )
-
-
-def test_a_misspelt_name_expands_only_its_own_namespace() -> None:
-    out = run(
-        """
-        import sys, rlkernel
-        try:
-            rlkernel.make_env("gym:CartPol-v1")
-        except rlkernel.UnknownNameError as err:
-            print(err)
-        print(sorted(m for m in ("dm_control", "mujoco", "gymnasium") if m in sys.modules))
-        """
-    )
-    assert out.returncode == 0, out.stderr
-    message, imported = out.stdout.strip().splitlines()
-    assert message.startswith("unknown env name 'gym:CartPol-v1'; closest registered names: gym:CartPole-v1")
-    assert imported == "['gymnasium']"  # dm_control (seconds to import) is not touched
 
 
 @pytest.mark.parametrize(("kind", "item"), [("envs", "env"), ("losses", "loss"), ("algos", "algo")])

@@ -110,10 +110,17 @@ def test_recipes_are_registered_by_the_algos_plugin():
         assert rlkernel.registry.algos[name] is get_recipe(name)
 
 
+#: The core's cart-pole for each recipe: these runs need no env plugin.
+CARTPOLE = {
+    **dict.fromkeys(("ppo", "a2c", "dqn"), "testing:cartpole"),
+    **dict.fromkeys(("ddpg", "td3", "sac"), "testing:cartpole-continuous"),
+}
+
+
 @pytest.mark.parametrize("algo", RECIPE_NAMES)
 def test_recipe_smoke_run_resume_and_eval(tmp_path, algo):
     recipe = get_recipe(algo)
-    base = recipe.make_config(None, [*SMOKE[algo], "progress_bar=false", "log_interval=1"])
+    base = recipe.make_config(CARTPOLE[algo], [*SMOKE[algo], "progress_bar=false", "log_interval=1"])
     batch = _batch(base)
     config = dataclasses.replace(base, total_frames=2 * batch, checkpoint_interval=batch)
     metrics = recipe.train(config, tmp_path)
@@ -148,7 +155,7 @@ def test_evaluate_is_deterministic_and_batched():
     ppo = get_recipe("ppo")
     from rlkernel_algos.recipes.ppo import make_actor, make_env
 
-    config = ppo.make_config()
+    config = ppo.make_config("testing:cartpole")
     torch.manual_seed(0)
     env = make_env(config, num_envs=None)
     actor = make_actor(config, env)

@@ -30,7 +30,7 @@ def _actor(kind: str, env):
 
 
 def _env(kind: str):
-    return make_env("gym:CartPole-v1" if kind == "categorical" else "gym:Pendulum-v1", num_envs=3, seed=0)
+    return make_env("testing:cartpole" if kind == "categorical" else "testing:cartpole-continuous", num_envs=3, seed=0)
 
 
 def _exploring(mode):
