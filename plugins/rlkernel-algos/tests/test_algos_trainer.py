@@ -1,4 +1,4 @@
-"""The Trainer on real gymnasium environments: hooks, logging, checkpoints that resume exactly."""
+"""The Trainer on the core's cart-pole (``testing:cartpole``): hooks, logging, checkpoints that resume exactly."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ BATCH = 64
 
 
 def ppo_trainer(total: int, *, checkpoint_dir=None, interval=None, logger=None, seed: int = 0, **options) -> Trainer:
-    """PPO on CartPole (2 envs): GAE in batch_process, minibatches from a buffer (saved in checkpoints)."""
+    """PPO on the cart-pole (2 envs): GAE in batch_process, minibatches from a buffer (saved in checkpoints)."""
     torch.manual_seed(seed)
-    env = make_env("gym:CartPole-v1", num_envs=2, seed=seed)
+    env = make_env("testing:cartpole", num_envs=2, seed=seed)
     actor, critic = categorical_actor(env, [16]), state_value_critic(env, [16])
     loss = ClipPPOLoss(actor, critic, entropy_coef=0.01, loss_critic_type="l2", normalize_advantage=True)
     loss.make_value_estimator("gae", gamma=0.99, lmbda=0.95)
@@ -51,9 +51,9 @@ class _Counter:
 
 
 def dqn_trainer(total: int, *, checkpoint_dir=None, interval=None, seed: int = 0, start: int = BATCH) -> Trainer:
-    """DQN on CartPole (2 envs): a replay buffer, random warm-up, epsilon-greedy, hard target updates."""
+    """DQN on the cart-pole (2 envs): a replay buffer, random warm-up, epsilon-greedy, hard target updates."""
     torch.manual_seed(seed)
-    env = make_env("gym:CartPole-v1", num_envs=2, seed=seed)
+    env = make_env("testing:cartpole", num_envs=2, seed=seed)
     qnet = QValueActor(mlp(4, 2, [16]), in_keys=["observation"], spec=env.action_spec)
     egreedy = EGreedyModule(env.action_spec, 1.0, 0.05, 200)
     loss = DQNLoss(qnet, action_space="categorical", gamma=0.99)
@@ -242,7 +242,7 @@ def test_a_loss_without_loss_terms_is_reported():
 
 def test_return_tracker_sums_rewards_like_reward_sum():
     """Summing rewards across batches gives the same returns as RewardSum's episode_reward."""
-    env = make_env("gym:CartPole-v1", num_envs=3, seed=0)
+    env = make_env("testing:cartpole", num_envs=3, seed=0)
     collector = SyncDataCollector(env, None, frames_per_batch=60, total_frames=600)
     from_sum, from_rewards = EpisodeReturnTracker(window=1000), EpisodeReturnTracker(window=1000)
     found_sum, found_rewards = [], []
@@ -250,7 +250,7 @@ def test_return_tracker_sums_rewards_like_reward_sum():
         found_sum += from_sum.update(batch)
         found_rewards += from_rewards.update(batch.exclude(("next", "episode_reward")))
     assert found_sum == found_rewards and len(found_sum) > 10
-    assert from_rewards.mean_length == pytest.approx(from_rewards.mean_return)  # CartPole: reward 1 per step
+    assert from_rewards.mean_length == pytest.approx(from_rewards.mean_return)  # cart-pole: reward 1 per step
     # the lengths window holds the same episodes as the returns window, in the same order
     assert list(from_rewards.lengths) == [int(r) for r in from_rewards.returns]
 
