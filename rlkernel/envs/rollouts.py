@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from tensordict import TensorDictBase
 
 from rlkernel.envs.step import (
@@ -110,7 +111,8 @@ class Rollouts:
         sub-environments as they finish and stops once every one of them has ended an
         episode. ``set_truncated`` marks the last step as truncated. The policy is called
         once per step, on the TensorDict the previous call returned (with the step's
-        observations); it must return a TensorDict holding the action.
+        observations); it must return a TensorDict holding the action. It runs under
+        ``torch.no_grad()``, as in the collectors: the rollout is recorded data, with no graph.
         """
         from rlkernel.collectors.stepper import Stepper
 
@@ -134,7 +136,8 @@ class Rollouts:
             trajectories=False,
         )
         stop = "any" if break_when_any_done else "all" if break_when_all_done else None
-        out = engine.collect(stop=stop)
+        with torch.no_grad():  # recorded data: written into preallocated memory, it carries no graph
+            out = engine.collect(stop=stop)
         if engine.length < max_steps:  # the steps taken only, in memory of their own
             out = out[(*([slice(None)] * len(self.batch_size)), slice(0, engine.length))]
             if self.batch_size:

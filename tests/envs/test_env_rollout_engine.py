@@ -61,3 +61,15 @@ def test_random_rollouts_draw_from_the_env_generator():
     env.set_seed(3)
     torch.manual_seed(123)  # the global RNG plays no part
     assert torch.equal(env.rollout(6)["action"], first) and ((first >= 0) & (first <= 1)).all()
+
+
+def test_a_policy_with_a_graph_is_recorded_without_one():
+    """A policy whose output requires grad (an nn.Module called outside no_grad) is recorded as data."""
+    net = torch.nn.Linear(1, 1)
+
+    def policy(td):
+        return td.set("action", torch.sigmoid(net(td["observation"])))
+
+    td = CountingEnv(max_count=100.0, num_envs=2).rollout(5, policy=policy)
+    assert td["action"].shape == (2, 5, 1) and not td["action"].requires_grad
+    assert td["next", "done"].dtype == torch.bool
