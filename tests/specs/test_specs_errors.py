@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -183,7 +184,6 @@ def test_encode_errors() -> None:
 
 
 def test_encode_accepts_numpy_and_numbers() -> None:
-    np = pytest.importorskip("numpy")
     arr = np.arange(6, dtype=np.float64)[::-1].reshape(2, 3)
     out = Unbounded((2, 3), dtype=torch.float64).encode(arr)
     assert out.tolist() == arr.tolist()
