@@ -6,6 +6,7 @@ these exist so the core can test itself without any backend installed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -139,7 +140,7 @@ class CartPoleEnv(EnvBase):
     #: termination thresholds for ``x`` and ``theta``, and a speed no episode reaches.
     OBSERVATION_HIGH = (4.8, 10.0, 0.4189, 10.0)
     GRAVITY, CART_MASS, POLE_MASS, POLE_HALF_LENGTH, FORCE, TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
-    X_THRESHOLD, THETA_THRESHOLD = 2.4, 12 * 2 * 3.141592653589793 / 360
+    X_THRESHOLD, THETA_THRESHOLD = 2.4, math.radians(12)
 
     def __init__(
         self,
