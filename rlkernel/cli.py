@@ -114,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing is not None:
         print(f"rlkernel: error: {missing}", file=sys.stderr)
         return 2
+    return run_command(parser, argv)
+
+
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run the chosen sub-command's ``func`` (help and status 0 when none is given)."""
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlkernel.cli import run_command
 from rlkernel.errors import RLKernelError
 from rlkernel.registries import registry
 
@@ -221,11 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``train``/``eval`` alone, as ``rlkernel train ...`` runs them through the plugin hook."""
     parser = argparse.ArgumentParser(prog="rlkernel")
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    return int(args.func(args))
+    return run_command(parser, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
