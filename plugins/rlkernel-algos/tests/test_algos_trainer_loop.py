@@ -46,7 +46,7 @@ def test_counts_logs_and_checkpoints(tmp_path):
 
 def test_stops_at_the_target_return():
     loop = TrainingLoop(counting_collector(total_frames=400), total_frames=400, progress_bar=False,
-                        stop_at_return=3.0, window=4)
+                        stop_at_return=3.0, return_window=4)
     for _ in loop:
         pass
     assert loop.reached_target and loop.frames < 400

@@ -110,5 +110,5 @@ def load_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as err:
         raise TrainerError(f"cannot read the checkpoint {source}: {err}") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise TrainerError(f"{source} is not a checkpoint written by rlkernel_algos.trainers.Trainer")
+        raise TrainerError(f"{source} is not a checkpoint written by rlkernel_algos.trainers (TrainingLoop, Trainer)")
     return state

@@ -27,6 +27,7 @@ uninterrupted run and the resumed one continue identically.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -81,9 +82,11 @@ class TrainingLoop:
         keep_checkpoints: how many of the newest checkpoints to keep.
         seed: the run's seed (the environment is re-seeded with ``seed + frames`` at checkpoints).
         progress_bar: show frames, frames/s and the recent return.
-        stop_at_return: stop once the mean return of the last ``window`` episodes reaches
-            this; ``None``: train for ``total_frames``.
-        window: how many recent episodes the mean return covers.
+        stop_at_return: stop once the mean return of the last ``return_window`` episodes
+            reaches this; ``None``: train for ``total_frames``.
+        return_window: how many recent episodes the mean return covers.
+        resume: load the newest checkpoint of ``checkpoint_dir`` (if any) when the iteration
+            starts; ``False`` leaves it to :meth:`load_checkpoint`.
     """
 
     def __init__(
@@ -100,18 +103,19 @@ class TrainingLoop:
         seed: int = 0,
         progress_bar: bool = True,
         stop_at_return: float | None = None,
-        window: int = 20,
+        return_window: int = 20,
+        resume: bool = True,
     ) -> None:
         self.collector = collector
         self.total_frames = _positive("total_frames", total_frames)
-        self.state = dict(state or {})
-        for name, obj in self.state.items():
-            if name in _RESERVED:
-                raise TrainerError(f"TrainingLoop: the state name {name!r} is reserved ({', '.join(_RESERVED)})")
-            if not (callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))):
-                raise TrainerError(
-                    f"TrainingLoop: state[{name!r}] ({type(obj).__name__}) has no state_dict()/load_state_dict()"
-                )
+        self.state: dict[str, Any] = {}
+        for name, obj in (state or {}).items():
+            self.add_state(name, obj)
+        if stop_at_return is not None and (
+            isinstance(stop_at_return, bool) or not isinstance(stop_at_return, (int, float))
+            or not math.isfinite(stop_at_return)
+        ):
+            raise TrainerError(f"TrainingLoop: stop_at_return must be a finite number or None, got {stop_at_return!r}")
         self.logger = logger
         self.log_interval = min(_positive("log_interval", log_interval), max(1, self.total_frames // MIN_LOGS))
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -119,8 +123,9 @@ class TrainingLoop:
         self.keep_checkpoints = _positive("keep_checkpoints", keep_checkpoints)
         self.seed = int(seed)
         self.progress_bar = progress_bar
-        self.stop_at_return = stop_at_return
-        self.returns = EpisodeReturnTracker(window)
+        self.stop_at_return = None if stop_at_return is None else float(stop_at_return)
+        self.returns = EpisodeReturnTracker(_positive("return_window", return_window))
+        self.resume = bool(resume)
         self.frames = 0
         """Frames collected so far, the current batch included."""
         self.batch_frames = 0
@@ -136,10 +141,20 @@ class TrainingLoop:
         self._logged = 0
         self._checkpointed = 0
 
+    def add_state(self, name: str, obj: Any) -> None:
+        """Save ``obj`` (with ``state_dict`` and ``load_state_dict``) in checkpoints under ``name``."""
+        if name in _RESERVED:
+            raise TrainerError(f"TrainingLoop: the state name {name!r} is reserved ({', '.join(_RESERVED)})")
+        if not (callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))):
+            raise TrainerError(
+                f"TrainingLoop: state[{name!r}] ({type(obj).__name__}) has no state_dict()/load_state_dict()"
+            )
+        self.state[name] = obj
+
     # ------------------------------------------------------------------ the loop
     def __iter__(self) -> Iterator[TensorDictBase]:
         """Resume from the newest checkpoint, then yield batches until ``total_frames`` (or the target)."""
-        if self.checkpoint_dir is not None:
+        if self.resume and self.checkpoint_dir is not None:
             found = latest_checkpoint(self.checkpoint_dir)
             if found is not None:
                 self.load_checkpoint(found)

@@ -9,15 +9,15 @@
 
 See :mod:`rlkernel_algos.trainers.hooks` for the hook points and when each runs.
 
-Checkpoints resume a run exactly: see :mod:`rlkernel_algos.trainers.state`.
+The Trainer is hooks around a :class:`~rlkernel_algos.trainers.TrainingLoop`, which does
+its counting, logging, progress bar, early stop and checkpoints (they resume exactly: see
+:mod:`rlkernel_algos.trainers.loop`).
 """
 
 from __future__ import annotations
 
-import math
 import operator
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,10 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
-from rlkernel_algos.trainers.checkpoint import seed_everything
+from rlkernel_algos.trainers.checkpoint import latest_checkpoint, seed_everything
 from rlkernel_algos.trainers.hooks import HookTable, TrainerError
-from rlkernel_algos.trainers.loop import MIN_LOGS
-from rlkernel_algos.trainers.progress import ProgressBar
+from rlkernel_algos.trainers.loop import TrainingLoop
 from rlkernel_algos.trainers.returns import EpisodeReturnTracker
-from rlkernel_algos.trainers.state import CheckpointMixin
 
 __all__ = ["Trainer"]
 
@@ -54,7 +52,7 @@ def _is_loss_term(key: Any) -> bool:
     return isinstance(key, str) and (key == "loss" or key.startswith("loss_"))
 
 
-class Trainer(CheckpointMixin):
+class Trainer:
     """Train ``loss_module`` on batches from ``collector`` with ``optimizer``.
 
     Args:
@@ -128,10 +126,10 @@ class Trainer(CheckpointMixin):
             if collector_total is None or collector_total < 0:
                 raise TrainerError("Trainer: give total_frames (the collector runs without end)")
             total_frames = collector_total
-        self.total_frames = _count("total_frames", total_frames)
-        if collector_total is not None and 0 <= collector_total < self.total_frames:
+        total_frames = _count("total_frames", total_frames)
+        if collector_total is not None and 0 <= collector_total < total_frames:
             raise TrainerError(
-                f"Trainer: total_frames={self.total_frames} is more than the collector's total_frames={collector_total}"
+                f"Trainer: total_frames={total_frames} is more than the collector's total_frames={collector_total}"
             )
         collector_batch = getattr(collector, "frames_per_batch", None)
         if frames_per_batch is not None and collector_batch is not None and frames_per_batch != collector_batch:
@@ -144,43 +142,59 @@ class Trainer(CheckpointMixin):
         if clip_grad_norm is not None and not float(clip_grad_norm) > 0:
             raise TrainerError(f"Trainer: clip_grad_norm must be > 0 or None, got {clip_grad_norm!r}")
         self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
-        self.log_interval = min(_count("log_interval", log_interval), max(1, self.total_frames // MIN_LOGS))
-        self.checkpoint_interval = _count("checkpoint_interval", checkpoint_interval, allow_none=True)
-        self.keep_checkpoints = _count("keep_checkpoints", keep_checkpoints)
         if logger is not None and not callable(getattr(logger, "log_scalar", None)):
             raise TrainerError(f"Trainer: logger must have a log_scalar() method, got {type(logger).__name__}")
         self.collector = collector
         self.loss_module = loss_module
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.logger = logger
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.progress_bar = bool(progress_bar)
-        self.seed = seed
         if seed is not None:
             seed_everything(seed)
+        state: dict[str, Any] = {"loss_module": loss_module, "optimizer": optimizer}
+        if lr_scheduler is not None:
+            state["lr_scheduler"] = lr_scheduler
+        #: The bookkeeping: frames, returns, logs, progress, checkpoints, early stop.
+        self.loop = TrainingLoop(
+            collector, total_frames=total_frames, state=state, logger=logger, log_interval=log_interval,
+            checkpoint_dir=checkpoint_dir, checkpoint_interval=checkpoint_interval,
+            keep_checkpoints=keep_checkpoints, seed=seed or 0, progress_bar=progress_bar,
+            stop_at_return=stop_at_return, return_window=return_window, resume=False,
+        )
         self.hooks = HookTable()
         self.modules: dict[str, Any] = {}
-        self.returns = EpisodeReturnTracker(_count("return_window", return_window))
-        if stop_at_return is not None and (
-            isinstance(stop_at_return, bool) or not isinstance(stop_at_return, (int, float))
-            or not math.isfinite(stop_at_return)
-        ):
-            raise TrainerError(f"Trainer: stop_at_return must be a finite number or None, got {stop_at_return!r}")
-        self.stop_at_return = None if stop_at_return is None else float(stop_at_return)
-        self.reached_target = False
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
-        # counters (saved in checkpoints)
-        self.collected_frames = 0
-        self.optim_steps = 0
-        self.iterations = 0
-        self._logged_frames = 0
-        self._checkpointed_frames = 0
-        self._elapsed = 0.0
-        self._pending: dict[str, torch.Tensor] = {}
-        self._pending_count = 0
-        self._hook_logs: dict[str, float] = {}
         self._iterator: Any = None
+
+    # ------------------------------------------------------------------ the loop's view
+    @property
+    def total_frames(self) -> int:
+        """Frames to train for."""
+        return self.loop.total_frames
+
+    @property
+    def collected_frames(self) -> int:
+        """Frames collected so far."""
+        return self.loop.frames
+
+    @property
+    def optim_steps(self) -> int:
+        """Optimisation steps taken so far."""
+        return self.loop.optim_steps
+
+    @property
+    def returns(self) -> EpisodeReturnTracker:
+        """The returns of the recent episodes."""
+        return self.loop.returns
+
+    @property
+    def reached_target(self) -> bool:
+        """Whether training stopped at ``stop_at_return``."""
+        return self.loop.reached_target
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """Where checkpoints go."""
+        return self.loop.checkpoint_dir
 
     # ------------------------------------------------------------------ extension
     def register_op(self, point: str, fn: Callable[..., Any]) -> None:
@@ -191,79 +205,25 @@ class Trainer(CheckpointMixin):
         """Save ``module.state_dict()`` in checkpoints under ``name`` and restore it on load."""
         if not isinstance(name, str) or not name:
             raise TrainerError(f"register_module: the name must be a non-empty string, got {name!r}")
-        if name in self.modules:
+        if name in self.modules or name in self.loop.state:
             raise TrainerError(f"register_module: {name!r} is already registered")
         for method in ("state_dict", "load_state_dict"):
             if not callable(getattr(module, method, None)):
                 raise TrainerError(f"register_module: {type(module).__name__} has no {method}() method")
         self.modules[name] = module
+        self.loop.add_state(name, module)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict[str, float]:
-        """Run until ``total_frames`` frames were collected; return the final metrics."""
-        bar = ProgressBar(self.total_frames, initial=self.collected_frames, enabled=self.progress_bar)
-        start = time.perf_counter() - self._elapsed
-        start_frames = self.collected_frames
-        session_start = time.perf_counter()
-        try:
-            while self.collected_frames < self.total_frames:
-                batch = self._next_batch()
-                if batch is None:
-                    break
-                frames = batch.numel()
-                self.collected_frames += frames
-                self.iterations += 1
-                self.returns.update(batch)
-                self._step(batch)
-                self._elapsed = time.perf_counter() - start
-                session = time.perf_counter() - session_start
-                fps = (self.collected_frames - start_frames) / max(session, 1e-9)
-                bar.update(frames, fps, self.returns.mean_return)
-                if self.collected_frames - self._logged_frames >= self.log_interval:
-                    self._log(fps)
-                if (
-                    self.checkpoint_dir is not None
-                    and self.checkpoint_interval is not None
-                    and self.collected_frames - self._checkpointed_frames >= self.checkpoint_interval
-                    and self.collected_frames < self.total_frames
-                ):
-                    self.save_checkpoint()
-                if self._stop_return_met():
-                    self.reached_target = True
-                    break
-            session = time.perf_counter() - session_start
-            fps = (self.collected_frames - start_frames) / max(session, 1e-9)
-            if self._logged_frames != self.collected_frames:
-                self._log(fps)
-            if self.checkpoint_dir is not None and self._checkpointed_frames != self.collected_frames:
-                self.save_checkpoint()
-        finally:
-            bar.close()
-            if self.logger is not None and callable(getattr(self.logger, "flush", None)):
-                self.logger.flush()
-        return self.final_metrics(fps)
-
-    def _stop_return_met(self) -> bool:
-        returns = self.returns
-        return (
-            self.stop_at_return is not None
-            and len(returns.returns) >= returns.window
-            and returns.mean_return is not None
-            and returns.mean_return >= self.stop_at_return
-        )
-
-    def _next_batch(self) -> TensorDictBase | None:
-        if self._iterator is None:
-            self._iterator = iter(self.collector)
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            return None
+        """Run until ``total_frames`` frames were collected (or the target return); return the final metrics."""
+        for batch in self.loop:
+            self._step(batch)
+        return self.loop.final_metrics()
 
     def _step(self, batch: TensorDictBase) -> None:
-        hooks = self.hooks
+        hooks, loop = self.hooks, self.loop
         batch = hooks.transform("batch_process", batch)
-        self._hook_logs.update(hooks.collect_logs("pre_steps_log", batch))
+        loop.record(hooks.collect_logs("pre_steps_log", batch))
         if self.collected_frames >= self.optim_start_frames and self.optim_steps_per_batch:
             hooks.call("pre_optim_steps")
             for _ in range(self.optim_steps_per_batch):
@@ -272,7 +232,8 @@ class Trainer(CheckpointMixin):
                 self.lr_scheduler.step()
             self.collector.update_policy_weights_()
         hooks.call("post_steps")
-        self._hook_logs.update(hooks.collect_logs("post_steps_log", batch))
+        loop.record(hooks.collect_logs("post_steps_log", batch))
+        loop.record(lr=float(self.optimizer.param_groups[0]["lr"]))
 
     def _optim_step(self, minibatch: TensorDictBase) -> None:
         losses = self.loss_module(minibatch)
@@ -286,61 +247,32 @@ class Trainer(CheckpointMixin):
         total = terms[0] if len(terms) == 1 else torch.stack([t.reshape(()) for t in terms]).sum()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        pending = self._pending
+        extra = {}
         if self.clip_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self._params, self.clip_grad_norm)
-            pending["grad_norm"] = pending.get("grad_norm", 0.0) + norm.detach()
+            extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(self._params, self.clip_grad_norm)
         self.optimizer.step()
         self.hooks.call("post_optim")
-        self.optim_steps += 1
-        for key, value in losses.items():
-            if isinstance(value, torch.Tensor) and value.numel() == 1:
-                pending[key] = pending.get(key, 0.0) + value.detach().reshape(())
-        self._pending_count += 1
+        self.loop.record_update(losses, **extra)
 
-    # ------------------------------------------------------------------ logging
-    def current_metrics(self, fps: float | None = None) -> dict[str, float]:
-        """What the next log line will hold: averaged loss terms, returns, speed, hooks' values."""
-        out: dict[str, float] = {}
-        if self.returns.mean_return is not None:
-            out["return"] = self.returns.mean_return
-        if self.returns.mean_length is not None:
-            out["episode_length"] = self.returns.mean_length
-        out["episodes"] = float(self.returns.episodes)
-        if self._pending_count:
-            for key, value in self._pending.items():
-                out[key] = float(value) / self._pending_count
-        out["lr"] = float(self.optimizer.param_groups[0]["lr"])
-        out["optim_steps"] = float(self.optim_steps)
-        if fps is not None:
-            out["fps"] = fps
-        out["wall_time_s"] = self._elapsed
-        out.update(self._hook_logs)
-        return out
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write a checkpoint (default ``checkpoint_dir/checkpoint-<frames>.pt``); see :class:`TrainingLoop`."""
+        return self.loop.save_checkpoint(path)
 
-    def _log(self, fps: float) -> None:
-        metrics = self.current_metrics(fps)
-        self._pending, self._pending_count, self._hook_logs = {}, 0, {}
-        self._logged_frames = self.collected_frames
-        if self.logger is None:
-            return
-        for name, value in metrics.items():
-            self.logger.log_scalar(name, value, step=self.collected_frames)
-        if callable(getattr(self.logger, "flush", None)):
-            self.logger.flush()  # each log line reaches the file: a crash loses nothing logged
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint (a file, or a folder: its newest) before :meth:`train`."""
+        self.loop.load_checkpoint(path)
 
-    def final_metrics(self, fps: float | None = None) -> dict[str, float]:
+    def resume(self) -> bool:
+        """Load the newest checkpoint of ``checkpoint_dir`` if there is one; return whether one was found."""
+        if self.checkpoint_dir is None:
+            raise TrainerError("resume: the trainer has no checkpoint_dir")
+        found = latest_checkpoint(self.checkpoint_dir)
+        if found is None:
+            return False
+        self.load_checkpoint(found)
+        return True
+
+    def final_metrics(self) -> dict[str, float]:
         """Frames, optimisation steps, wall time, speed and the recent return."""
-        out = {
-            "frames": float(self.collected_frames),
-            "optim_steps": float(self.optim_steps),
-            "wall_time_s": self._elapsed,
-            "episodes": float(self.returns.episodes),
-        }
-        if fps is not None:
-            out["fps"] = fps
-        if self.returns.mean_return is not None:
-            out["return"] = self.returns.mean_return
-        if self.stop_at_return is not None:
-            out["reached_target"] = float(self.reached_target)
-        return out
+        return self.loop.final_metrics()
