@@ -83,6 +83,7 @@ class RolloutBuffer:
             self._leaves.append(self.data.get(key))
         self._same_device = all(leaf.device == template.get(k).device for leaf, k in zip(self._leaves, ordered))
         self._cached = steps * len(keys) <= _MAX_CACHED_VIEWS
+        self._per_step: list[tuple[torch.Tensor, ...] | None] = [None] * len(self._leaves)
         n_root = len(self.root_keys)
         self._parts: dict[str, list[int]] = {
             ROOT: list(range(n_root)),
@@ -115,15 +116,20 @@ class RolloutBuffer:
 
     def views(self, t: int, part: str = ROOT) -> list[torch.Tensor]:
         """The slots of ``part`` (``ROOT``, ``ROOT_PARTIAL``, ``NEXT_PART``, ``PARTIAL_AND_NEXT``) at ``t``."""
-        cache = self._cache[part] if self._cached else None
-        if cache is not None:
-            found = cache[t]
-            if found is not None:
-                return found
-        found = [self._leaves[i].select(self.time_dim, t) for i in self._parts[part]]
-        if cache is not None:
-            cache[t] = found
+        if not self._cached:
+            return [self._leaves[i].select(self.time_dim, t) for i in self._parts[part]]
+        cache = self._cache[part]
+        found = cache[t]
+        if found is None:  # each leaf is split into its steps once, in one call (not a select per step)
+            found = cache[t] = [self._step_views(i)[t] for i in self._parts[part]]
         return found
+
+    def _step_views(self, index: int) -> tuple[torch.Tensor, ...]:
+        """Every time step's view of leaf ``index`` (made on first use)."""
+        views = self._per_step[index]
+        if views is None:
+            views = self._per_step[index] = self._leaves[index].unbind(self.time_dim)
+        return views
 
     def write(self, t: int, values: Sequence[torch.Tensor], part: str = ROOT) -> None:
         """Copy ``values`` (in the order of ``part``'s keys) into time ``t``."""
