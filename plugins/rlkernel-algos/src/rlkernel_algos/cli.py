@@ -123,12 +123,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.no_progress:
             fields["progress_bar"] = False
         config = recipe.make_config(args.env, overrides, **fields)
+        if args.show_config:  # the fields and their defaults: no environment is needed to read them
+            print(recipe.describe())
+            return 0
         _check_env(config.env)
     except RLKernelError as err:
         return _fail(str(err))
-    if args.show_config:
-        print(recipe.describe())
-        return 0
     from rlkernel_algos.recipes.runs import completed_summary, default_run_dir
     from rlkernel_algos.trainers import latest_checkpoint
 
