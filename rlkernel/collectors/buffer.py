@@ -1,11 +1,12 @@
 """The preallocated batch a collector writes its steps into.
 
 :class:`RolloutBuffer` holds one TensorDict of batch size ``(*env_batch, T)``, allocated
-once from the first step. Each later step is one fused copy of its leaves into the slot of
-time ``t`` (``torch._foreach_copy_`` over views computed once), with no TensorDict built
-per step. The root leaves and the ``"next"`` leaves are written separately (the root before
-the environment steps, so that an environment reusing its output tensors cannot change
-what was recorded)::
+once from the first step. Each later step copies its leaves into the slot of time ``t``
+with no TensorDict built per step: on the CPU through NumPy views of the leaves made once
+(an indexed NumPy assignment per leaf, no tensor view made per step), elsewhere by one fused
+``torch._foreach_copy_`` over views computed once. The root leaves and the ``"next"``
+leaves are written separately (the root before the environment steps, so that an
+environment reusing its output tensors cannot change what was recorded)::
 
     >>> import torch
     >>> from tensordict import TensorDict
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
@@ -82,6 +84,14 @@ class RolloutBuffer:
             self.data.set(key, leaf)
             self._leaves.append(self.data.get(key))
         self._same_device = all(leaf.device == template.get(k).device for leaf, k in zip(self._leaves, ordered))
+        #: NumPy views of the leaves (all on the CPU, of dtypes NumPy has), else ``None``.
+        self._arrays: list[np.ndarray] | None = None
+        if all(leaf.device.type == "cpu" for leaf in self._leaves):
+            try:
+                self._arrays = [leaf.numpy() for leaf in self._leaves]
+            except TypeError:  # a dtype NumPy lacks (bfloat16, ...): the torch path for all
+                self._arrays = None
+        self._lead = (slice(None),) * env_ndim  # indexes the env dims before time
         self._cached = steps * len(keys) <= _MAX_CACHED_VIEWS
         self._per_step: list[tuple[torch.Tensor, ...] | None] = [None] * len(self._leaves)
         n_root = len(self.root_keys)
@@ -131,11 +141,27 @@ class RolloutBuffer:
             views = self._per_step[index] = self._leaves[index].unbind(self.time_dim)
         return views
 
-    def write(self, t: int, values: Sequence[torch.Tensor], part: str = ROOT) -> None:
-        """Copy ``values`` (in the order of ``part``'s keys) into time ``t``."""
+    def write(self, t: int, values: Sequence[torch.Tensor | np.ndarray], part: str = ROOT) -> None:
+        """Copy ``values`` (in the order of ``part``'s keys) into time ``t``.
+
+        A value may be a tensor or, for a CPU buffer, a NumPy array (e.g. a NumPy view of a
+        tensor that is written again at every step: made once, it saves a conversion).
+        """
+        arrays = self._arrays
+        if arrays is not None:
+            index = (*self._lead, t) if self._lead else t
+            try:
+                for i, value in zip(self._parts[part], values):
+                    arrays[i][index] = value if type(value) is np.ndarray else value.numpy()
+                return
+            except (AttributeError, TypeError, RuntimeError, ValueError):
+                # a value NumPy cannot take as it is (None, on another device, requiring
+                # grad, of another shape): the torch path below copies it or says what is wrong
+                pass
         views = self.views(t, part)
+        values = [torch.from_numpy(value) if type(value) is np.ndarray else value for value in values]
         if self._same_device:
-            torch._foreach_copy_(views, list(values))
+            torch._foreach_copy_(views, values)
         else:
             for view, value in zip(views, values):
                 view.copy_(value, non_blocking=True)

@@ -118,6 +118,7 @@ class Stepper:
         self._done_index: list[int] = []
         self._all_done_index: list[int] = []
         self._into: tuple | None = None
+        self._holds_outputs: TensorDictBase | None = None  # the root that holds the direct step's outputs
 
     def set_traj_layout(self, offset: int, stride: int) -> None:
         """Make ids ``local * stride + offset`` (one id space per worker); renews the ids."""
@@ -137,6 +138,7 @@ class Stepper:
     def reset(self) -> None:
         """Reset every sub-environment; each starts a new trajectory."""
         self.root = self._fresh_root(renew=True)
+        self._holds_outputs = None
 
     # ------------------------------------------------------------------ the loop
     def collect(self, random_steps: int = 0, stop: str | None = None) -> TensorDictBase:
@@ -179,6 +181,7 @@ class Stepper:
         buffer = self.buffer
         into = self._into
         nxt: list | None = None
+        recorded: list | None = None  # what the buffer gets of "next" (default: nxt)
         full = self._write_all
         if self._direct_step:
             # A full root holds the env's own output tensors (observation, flags): record it
@@ -193,7 +196,7 @@ class Stepper:
             if into is None:
                 out, nxt = self._complete(env._step(root))
             else:  # the env writes straight into fixed output tensors (see _bind_step_into)
-                step_into, inputs, action_path, nxt = into
+                step_into, inputs, action_path, nxt, recorded = into
                 inputs[action_path[0]] = gather(root, (action_path,))[0]
                 step_into()
         else:
@@ -210,26 +213,32 @@ class Stepper:
             self._write_root(buffer, t, first_root)
         if nxt is None:
             nxt = gather(out, self._next_paths)
+        if recorded is None:
+            recorded = nxt
         if full or not self._direct_step:
-            self._write(buffer, t, nxt, NEXT_PART)
+            self._write(buffer, t, recorded, NEXT_PART)
         else:
-            self._write(buffer, t, gather(root, self._partial_root_paths) + nxt, PARTIAL_AND_NEXT)
+            self._write(buffer, t, gather(root, self._partial_root_paths) + recorded, PARTIAL_AND_NEXT)
         self._write_all = not self._shift
-        if into is None or self._policy_draws:
-            # (with the direct step's outputs: only when no policy reads the root, since they
-            # are rewritten by the next step, after the root was recorded)
+        if into is None:
             put_many(root, self._carry, nxt)
+        elif self._policy_draws:
+            # the direct step's outputs themselves (no policy reads the root; they are
+            # rewritten by the next step, after the root was recorded): put into a root once,
+            # then it holds them at every step (until an episode end brings a new root)
+            if self._holds_outputs is not root:
+                put_many(root, self._carry, nxt)
+                self._holds_outputs = root
         else:  # the root gets copies: a policy may keep what it read
             for path, index in self._carry:
                 put(root, path, nxt[index].clone())
-        flags = [nxt[index] for index in self._done_index]
         if self._single_flag:  # one sub-environment, one flag: no mask to build
-            if bool(flags[0]):
+            if recorded[self._done_index[0]]:  # (a NumPy view with the direct step: faster to test)
                 return self._end_episodes(root, None)
         else:
-            for flag in flags:
-                if bool(flag.any()):  # type: ignore[union-attr]
-                    return self._end_episodes(root, self._done_mask(flags))
+            for index in self._done_index:
+                if recorded[index].any():
+                    return self._end_episodes(root, self._done_mask([nxt[i] for i in self._done_index]))
         self.root = root
         return False
 
@@ -237,6 +246,7 @@ class Stepper:
         """After a step where a sub-environment (``done``; ``None``: the only one) is done:
         reset it, unless the collection stops here. True when it stops."""
         stop = self._stop
+        self._holds_outputs = None  # maybe_reset may change the root in place
         if stop == "any":
             self.root = root
             return True
@@ -379,4 +389,8 @@ class Stepper:
         step_into = env._step_into_fn(inputs, outputs)
         if step_into is None:
             return None
-        return step_into, inputs, action_path, [outputs[path[0]] for path in self._next_paths]
+        tensors = [outputs[path[0]] for path in self._next_paths]
+        # NumPy views of the same tensors, made once: what the buffer records from (a CPU
+        # buffer copies them with one NumPy assignment each, see RolloutBuffer.write)
+        arrays = [tensor.numpy() for tensor in tensors] if all(t.is_cpu for t in tensors) else tensors
+        return step_into, inputs, action_path, tensors, arrays

@@ -61,6 +61,17 @@ def _leaf(key: NestedKey) -> str:
     return key[-1] if isinstance(key, tuple) else key
 
 
+def _numpy_view(tensor: torch.Tensor) -> Any:
+    """A NumPy view of a CPU tensor, or ``None`` for a dtype NumPy lacks (e.g. bfloat16)."""
+    try:
+        return tensor.numpy()
+    except TypeError:
+        return None
+
+
+from_numpy = torch.from_numpy
+
+
 def _key_str(key: NestedKey) -> str:
     return repr(key) if isinstance(key, str) else repr(tuple(key))
 
@@ -161,6 +172,8 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         on the CPU, of the specs' shapes and dtypes), and at each step hands it the actions,
         runs it and returns a TensorDict of copies of the staging tensors (fresh memory
         every step: returned TensorDicts may be kept and stacked), on the env's device.
+        The copies are made through NumPy views of the staging tensors (about a third
+        cheaper than ``Tensor.clone`` for small tensors); a dtype NumPy lacks is cloned.
         """
         staging = self._keys_cache.get("_direct_staging")  # (dropped when a spec changes)
         if staging is None:
@@ -169,12 +182,19 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
         for key in action_keys:
             inputs[key] = tensordict.get(key, None)
         step()
-        source: dict[str, Any] = {}
-        for parents, name, tensor in plan:
-            node = source
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[name] = tensor.clone()
+        source: dict[str, Any]
+        if not nested:
+            source = {
+                name: from_numpy(array.copy()) if array is not None else tensor.clone()
+                for _, name, tensor, array in plan
+            }
+        else:
+            source = {}
+            for parents, name, tensor, array in plan:
+                node = source
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[name] = from_numpy(array.copy()) if array is not None else tensor.clone()
         if self.device.type != "cpu":
             return TensorDict(source, batch_size=self.batch_size, device=self.device)
         out = td_compat.new_unsafe(source, batch_size=self.batch_size, device=self.device, nested=nested)
@@ -216,8 +236,8 @@ class EnvBase(EnvSpecs, PartialResets, Rollouts):
                 f"{type(self).__name__} implements neither _step nor a direct step for its outputs "
                 f"({sorted(map(str, outputs))}): _step_into_fn returned None"
             )
-        plan = [(_prefix(key), _leaf(key), value) for key, value in outputs.items()]
-        staging = (step, inputs, list(self.action_keys), plan, any(parents for parents, _, _ in plan))
+        plan = [(_prefix(key), _leaf(key), value, _numpy_view(value)) for key, value in outputs.items()]
+        staging = (step, inputs, list(self.action_keys), plan, any(parents for parents, *_ in plan))
         self._keys_cache["_direct_staging"] = staging
         return staging
 

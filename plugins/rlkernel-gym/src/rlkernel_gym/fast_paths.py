@@ -138,8 +138,8 @@ class FastPaths:
                 action = to_gym(inputs)
             value, reward, terminated, truncated, gym_info = gym_step(action)
             if single_obs:
-                try:
-                    obs[...] = np.reshape(value, obs_shape)  # reshape: a wrong size is an error, not a broadcast
+                try:  # reshape: a wrong size is an error, not a broadcast
+                    obs[...] = value.reshape(obs_shape) if type(value) is np.ndarray else np.reshape(value, obs_shape)
                 except ValueError:
                     raise _wrong_size(name, value, obs_shown, obs_shape) from None
             else:
