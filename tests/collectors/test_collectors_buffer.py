@@ -16,7 +16,10 @@ def _template(batch: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Ten
         {
             "observation": torch.zeros(*batch, 3, dtype=dtype),
             "action": torch.zeros(batch, dtype=torch.int64),
-            "next": {"observation": torch.zeros(*batch, 3, dtype=dtype), "done": torch.zeros(*batch, 1, dtype=torch.bool)},
+            "next": {
+                "observation": torch.zeros(*batch, 3, dtype=dtype),
+                "done": torch.zeros(*batch, 1, dtype=torch.bool),
+            },
         },
         batch,
     )
