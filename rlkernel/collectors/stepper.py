@@ -300,14 +300,16 @@ class Stepper:
     def _reset_done(self, root: TensorDictBase, done: torch.Tensor | None) -> TensorDictBase:
         """After ``maybe_reset``: new trajectory ids (and step counts) where ``done``."""
         self._write_all = True  # the reset root is not the previous "next": write it whole
-        if done is None:
-            self.traj.renew_all()
-            self._step_count.zero_()
-        else:
-            self.traj.renew(done)
-            if self.max_frames_per_traj is not None:
+        if self.max_frames_per_traj is not None:
+            if done is None:
+                self._step_count.zero_()
+            else:
                 self._step_count[done] = 0
         if self._trajectories:
+            if done is None:
+                self.traj.renew_all()
+            else:
+                self.traj.renew(done)
             put(root, _TRAJ_PATH, self.traj.ids)
         return root
 

@@ -115,7 +115,7 @@ class PartialResets:
         spec_names = self._spec_root_names()
         if all(key in spec_names for key in tensordict.keys()):  # nothing to carry over (the usual case)
             return self.reset()
-        kept = tensordict.exclude(*self.observation_keys, *self.done_keys, *self.state_keys)
+        kept = tensordict.exclude(*self.observation_keys, *self.done_keys, *self.state_keys, *self.action_keys)
         root = self.reset()
         for key, value in kept.items(include_nested=True, leaves_only=True):
             if key not in root.keys(include_nested=True):
@@ -123,10 +123,11 @@ class PartialResets:
         return root
 
     def _spec_root_names(self) -> frozenset[str]:
-        """Names of the observation, done and state keys that sit at the root (not nested)."""
+        """Names of the observation, done, state and action keys that sit at the root (not
+        nested): what a reset does not carry over (the last action belongs to the ended episode)."""
         cached = self._keys_cache.get("_spec_root_names")
         if cached is None:
-            keys = (*self.observation_keys, *self.done_keys, *self.state_keys)
+            keys = (*self.observation_keys, *self.done_keys, *self.state_keys, *self.action_keys)
             cached = frozenset(k if isinstance(k, str) else k[0] for k in keys if isinstance(k, str) or len(k) == 1)
             self._keys_cache["_spec_root_names"] = cached
         return cached

@@ -156,10 +156,16 @@ class FastPaths:
             if info_bufs:
                 for buf, arr in zip(info_bufs, info.arrays(gym_info, "step")):
                     buf[...] = arr
-            if vector:
-                reward_out[...] = np.reshape(reward, flags_shape)
-                term_out[...] = np.reshape(terminated, flags_shape)
-                trunc_out[...] = np.reshape(truncated, flags_shape)
+            if vector:  # (gymnasium's vector envs give arrays: their own reshape is the fast one)
+                reward_out[...] = reward.reshape(flags_shape) if type(reward) is np.ndarray else np.reshape(
+                    reward, flags_shape
+                )
+                term_out[...] = terminated.reshape(flags_shape) if type(terminated) is np.ndarray else np.reshape(
+                    terminated, flags_shape
+                )
+                trunc_out[...] = truncated.reshape(flags_shape) if type(truncated) is np.ndarray else np.reshape(
+                    truncated, flags_shape
+                )
                 np.logical_or(term_out, trunc_out, out=done_out)
                 needs_reset[:] = done_out[:, 0]
             else:
